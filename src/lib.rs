@@ -1,0 +1,3 @@
+//! sandgraph: an MCP server where AI agents execute, lint and test code inside
+//! wasmtime sandboxes.
+pub mod sandbox;

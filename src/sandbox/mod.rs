@@ -1,0 +1,507 @@
+//! The sandbox: runs untrusted code in a fresh wasmtime instance per call.
+//!
+//! One [`wasmtime::Engine`], one compiled (and disk-cached) artifact and one pre-linked
+//! instance template per guest are built at start-up; a run creates only a `Store` with
+//! its own WASI context, memory limiter, scratch directory, write quota and capped
+//! stdout/stderr. A single epoch ticker thread bounds every run's time, and a semaphore
+//! bounds how many run at once. This module knows nothing about HTTP, MCP or tools.
+
+mod engine;
+mod javascript;
+mod limits;
+mod output;
+mod python;
+mod quota;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+pub use limits::{LimitCeilings, LimitOverrides, LimitTooHigh, SandboxLimits};
+
+use engine::{Artifact, ArtifactKind, EpochTicker};
+use javascript::JavascriptState;
+use limits::MemoryLimiter;
+use output::{Captured, CappedOutput};
+use python::{Outcome, PythonGuestPre, PythonState, Status};
+use quota::ScratchQuota;
+
+/// Where the guest sees its scratch directory.
+pub const GUEST_SCRATCH: &str = "/scratch";
+
+/// Exit code reported when the time limit ended a run (as GNU `timeout` does).
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code reported when the sandbox stopped a guest with a trap.
+pub const EXIT_TRAPPED: i32 = 134;
+/// Exit code reported when the memory limit ended a run with a trap.
+pub const EXIT_MEMORY: i32 = 137;
+
+/// A guest language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// CPython 3.14 (componentize-py component).
+    Python,
+    /// QuickJS-NG (ES2023).
+    Javascript,
+}
+
+impl Language {
+    /// Every supported language, in the order the docs list them.
+    pub const ALL: [Language; 2] = [Language::Python, Language::Javascript];
+
+    /// The name callers use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Javascript => "javascript",
+        }
+    }
+
+    /// Parse a caller-supplied language name (case-insensitive; `js` accepted).
+    pub fn parse(name: &str) -> Option<Language> {
+        match name.to_ascii_lowercase().as_str() {
+            "python" | "py" | "python3" => Some(Language::Python),
+            "javascript" | "js" => Some(Language::Javascript),
+            _ => None,
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// Ran to the end with exit code 0.
+    Ok,
+    /// Ended with a non-zero exit code, an uncaught exception or a trap.
+    Error,
+    /// Stopped by the time limit.
+    Timeout,
+    /// Needed more memory than its budget.
+    MemoryLimit,
+    /// Succeeded, but wrote more stdout/stderr than kept; the output is truncated.
+    OutputLimit,
+    /// Failed after writing past its scratch-directory quota.
+    FileQuota,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Process-style exit code (see the `EXIT_*` constants for sandbox-imposed ends).
+    pub exit_code: i32,
+    /// Why the run ended.
+    pub exit_reason: ExitReason,
+    /// Kept stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Kept stderr (lossy UTF-8), plus a `sandbox:` line when the sandbox ended the run.
+    pub stderr: String,
+    /// Total stdout bytes the guest wrote.
+    pub stdout_bytes: u64,
+    /// Total stderr bytes the guest wrote.
+    pub stderr_bytes: u64,
+    /// Whether stdout or stderr was cut at its cap.
+    pub truncated: bool,
+    /// Wall-clock time in the guest (instantiation included, queueing excluded).
+    pub duration: Duration,
+    /// The limits the run had.
+    pub limits: SandboxLimits,
+}
+
+/// Why the sandbox could not run a request at all (as opposed to a run that failed).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Every run slot stayed busy for the whole queue timeout.
+    #[error("all {slots} sandbox slots are busy; retry shortly")]
+    Busy {
+        /// How many runs may execute at once.
+        slots: usize,
+    },
+    /// Something on the host side failed (scratch directory, instantiation).
+    #[error("sandbox failure: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Start-up settings for the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Directory holding `python-guest.wasm`, `quickjs.wasm` and `BUILD_ID`.
+    pub guest_dir: PathBuf,
+    /// Where compiled guests are cached.
+    pub cache_dir: PathBuf,
+    /// Parent of the per-run scratch directories.
+    pub scratch_dir: PathBuf,
+    /// Runs that may execute at once; others queue.
+    pub max_concurrent_runs: usize,
+    /// How long a run may wait for a slot before the caller is told to retry.
+    pub queue_timeout: Duration,
+}
+
+/// A point-in-time view of the sandbox, for health checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxStatus {
+    /// The guest build id (hash of the guest inputs).
+    pub build_id: String,
+    /// Languages whose guest is loaded.
+    pub languages: Vec<Language>,
+    /// Runs executing now.
+    pub active_runs: usize,
+    /// Run slots.
+    pub max_concurrent_runs: usize,
+    /// Runs started since the process began.
+    pub runs_started: u64,
+}
+
+/// A handle to the sandbox; cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    python: PythonGuestPre<PythonState>,
+    javascript: InstancePre<JavascriptState>,
+    build_id: String,
+    config: SandboxConfig,
+    slots: Semaphore,
+    active: AtomicUsize,
+    started: AtomicU64,
+    _ticker: EpochTicker,
+}
+
+/// One Python entry point and its arguments.
+enum PythonCall {
+    Execute(String),
+}
+
+/// What a Python entry point returned, before classification.
+struct GuestEnd {
+    outcome: Result<Outcome, wasmtime::Error>,
+    memory_denied: bool,
+    quota_exceeded: bool,
+    timed_out: bool,
+}
+
+impl Sandbox {
+    /// Load (compiling and caching on first start) both guests and start the ticker.
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
+        let engine = engine::new_engine()?;
+        let python_wasm = config.guest_dir.join("python-guest.wasm");
+        let quickjs_wasm = config.guest_dir.join("quickjs.wasm");
+        let build_id = std::fs::read_to_string(config.guest_dir.join("BUILD_ID"))
+            .with_context(|| {
+                format!(
+                    "reading {}/BUILD_ID (build the guest with `make guest`)",
+                    config.guest_dir.display()
+                )
+            })?
+            .trim()
+            .to_owned();
+
+        let python = match engine::load_or_compile(
+            &engine,
+            &config.cache_dir,
+            "python-guest",
+            &python_wasm,
+            ArtifactKind::Component,
+        )? {
+            Artifact::Component(component) => python::prepare(&engine, &component)?,
+            Artifact::Module(_) => anyhow::bail!("python guest must be a component"),
+        };
+        let javascript = match engine::load_or_compile(
+            &engine,
+            &config.cache_dir,
+            "quickjs",
+            &quickjs_wasm,
+            ArtifactKind::Module,
+        )? {
+            Artifact::Module(module) => javascript::prepare(&engine, &module)?,
+            Artifact::Component(_) => anyhow::bail!("quickjs guest must be a core module"),
+        };
+        std::fs::create_dir_all(&config.scratch_dir)
+            .with_context(|| format!("creating {}", config.scratch_dir.display()))?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                python,
+                javascript,
+                build_id,
+                slots: Semaphore::new(config.max_concurrent_runs.max(1)),
+                config,
+                active: AtomicUsize::new(0),
+                started: AtomicU64::new(0),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The guest build id: part of every cache key, so a new guest never serves stale results.
+    pub fn build_id(&self) -> &str {
+        &self.inner.build_id
+    }
+
+    /// Current state for `/health`.
+    pub fn status(&self) -> SandboxStatus {
+        SandboxStatus {
+            build_id: self.inner.build_id.clone(),
+            languages: Language::ALL.to_vec(),
+            active_runs: self.inner.active.load(Ordering::Relaxed),
+            max_concurrent_runs: self.inner.config.max_concurrent_runs,
+            runs_started: self.inner.started.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Run `code` as a program in `language` under `limits`.
+    pub async fn execute(
+        &self,
+        language: Language,
+        code: &str,
+        limits: SandboxLimits,
+    ) -> Result<RunOutput, SandboxError> {
+        let _slot = self.acquire_slot().await?;
+        match language {
+            Language::Python => {
+                self.run_python(PythonCall::Execute(code.to_owned()), limits)
+                    .await
+            }
+            Language::Javascript => self.run_javascript(code, limits).await,
+        }
+    }
+
+    async fn acquire_slot(&self) -> Result<SlotGuard<'_>, SandboxError> {
+        let inner = &self.inner;
+        let permit = tokio::time::timeout(inner.config.queue_timeout, inner.slots.acquire())
+            .await
+            .map_err(|_| SandboxError::Busy {
+                slots: inner.config.max_concurrent_runs,
+            })?
+            .map_err(|e| SandboxError::Internal(e.into()))?;
+        inner.active.fetch_add(1, Ordering::Relaxed);
+        inner.started.fetch_add(1, Ordering::Relaxed);
+        Ok(SlotGuard {
+            _permit: permit,
+            active: &inner.active,
+        })
+    }
+
+    fn new_scratch(&self) -> Result<tempfile::TempDir, SandboxError> {
+        tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&self.inner.config.scratch_dir)
+            .with_context(|| format!("creating a scratch dir in {}", self.inner.config.scratch_dir.display()))
+            .map_err(SandboxError::Internal)
+    }
+
+    async fn run_python(&self, call: PythonCall, limits: SandboxLimits) -> Result<RunOutput, SandboxError> {
+        let scratch = self.new_scratch()?;
+        let stdout = CappedOutput::new(limits.stdout_bytes);
+        let stderr = CappedOutput::new(limits.stderr_bytes);
+        let quota = ScratchQuota::new(limits.scratch_bytes);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .preopened_dir(scratch.path(), GUEST_SCRATCH, FsPerms::ReadWrite)
+            .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
+            .build();
+        let state = PythonState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            quota: quota.clone(),
+        };
+        let started = Instant::now();
+        let mut store = self.new_store(state, limits.timeout(), started);
+        store.limiter(|s| &mut s.limiter);
+
+        let pre = &self.inner.python;
+        let run = async {
+            let guest = pre.instantiate_async(&mut store).await?;
+            let runner = guest.sandgraph_guest_runner();
+            match &call {
+                PythonCall::Execute(code) => runner.call_execute(&mut store, code).await,
+            }
+        };
+        let (outcome, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
+            Ok(result) => (result, false),
+            Err(_) => (Err(Trap::Interrupt.into()), true),
+        };
+        let end = GuestEnd {
+            outcome,
+            memory_denied: store.data().limiter.denied(),
+            quota_exceeded: quota.exceeded(),
+            timed_out,
+        };
+        drop(store);
+        let duration = started.elapsed();
+        drop(scratch);
+        Ok(classify(end, stdout.take(), stderr.take(), duration, limits))
+    }
+
+    async fn run_javascript(&self, code: &str, limits: SandboxLimits) -> Result<RunOutput, SandboxError> {
+        let stdout = CappedOutput::new(limits.stdout_bytes);
+        let stderr = CappedOutput::new(limits.stderr_bytes);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&javascript::argv(code))
+            .build_p1();
+        let state = JavascriptState {
+            wasi,
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+        };
+        let started = Instant::now();
+        let mut store = self.new_store(state, limits.timeout(), started);
+        store.limiter(|s| &mut s.limiter);
+
+        let pre = &self.inner.javascript;
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            start.call_async(&mut store, ()).await
+        };
+        let (result, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
+            Ok(result) => (result, false),
+            Err(_) => (Err(Trap::Interrupt.into()), true),
+        };
+        // A command module reports its exit status by trapping with `I32Exit`.
+        let outcome = match result {
+            Ok(()) => Ok(Outcome {
+                status: Status::Ok,
+                exit_code: 0,
+            }),
+            Err(err) => match err.downcast_ref::<I32Exit>() {
+                Some(I32Exit(code)) => Ok(Outcome {
+                    status: if *code == 0 { Status::Ok } else { Status::Error },
+                    exit_code: *code,
+                }),
+                None => Err(err),
+            },
+        };
+        let end = GuestEnd {
+            outcome,
+            memory_denied: store.data().limiter.denied(),
+            quota_exceeded: false,
+            timed_out,
+        };
+        drop(store);
+        Ok(classify(end, stdout.take(), stderr.take(), started.elapsed(), limits))
+    }
+
+    /// A store whose epoch callback yields to the executor every tick (so a spinning
+    /// guest cannot hold a worker thread) and interrupts the guest at its deadline.
+    fn new_store<T: 'static>(&self, state: T, timeout: Duration, started: Instant) -> Store<T> {
+        let mut store = Store::new(&self.inner.engine, state);
+        let deadline = started + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+/// The host-side backstop for a guest blocked in a host call (e.g. `time.sleep`), where
+/// epoch interruption cannot reach it: the time limit plus two ticks.
+fn wall_limit(limits: SandboxLimits) -> Duration {
+    limits.timeout() + engine::EPOCH_TICK * 2
+}
+
+struct SlotGuard<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    active: &'a AtomicUsize,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decide exit code and reason from how the guest ended. Sandbox-imposed ends get a
+/// `sandbox:` line on stderr so a reader of stderr alone knows what happened.
+fn classify(
+    end: GuestEnd,
+    stdout: Captured,
+    stderr: Captured,
+    duration: Duration,
+    limits: SandboxLimits,
+) -> RunOutput {
+    let truncated = stdout.truncated() || stderr.truncated();
+    let mut note = None;
+    let (exit_code, exit_reason) = match end.outcome {
+        Ok(outcome) => match outcome.status {
+            Status::MemoryError => (outcome.exit_code, ExitReason::MemoryLimit),
+            _ if outcome.exit_code != 0 && end.quota_exceeded => (outcome.exit_code, ExitReason::FileQuota),
+            _ if outcome.exit_code != 0 && end.memory_denied => (outcome.exit_code, ExitReason::MemoryLimit),
+            _ if outcome.exit_code != 0 || outcome.status == Status::Error => {
+                (outcome.exit_code.max(1), ExitReason::Error)
+            }
+            _ if truncated => (0, ExitReason::OutputLimit),
+            _ => (0, ExitReason::Ok),
+        },
+        Err(err) => {
+            let trap = err.downcast_ref::<Trap>().copied();
+            if end.timed_out || trap == Some(Trap::Interrupt) {
+                note = Some(format!(
+                    "sandbox: time limit of {} ms exceeded",
+                    limits.timeout_ms
+                ));
+                (EXIT_TIMEOUT, ExitReason::Timeout)
+            } else if end.memory_denied {
+                note = Some(format!(
+                    "sandbox: memory limit of {} bytes exceeded",
+                    limits.memory_bytes
+                ));
+                (EXIT_MEMORY, ExitReason::MemoryLimit)
+            } else {
+                let what = match trap {
+                    Some(Trap::StackOverflow) => "call stack exhausted (recursion too deep)".to_owned(),
+                    Some(trap) => format!("guest trapped: {trap}"),
+                    None => format!("guest failed: {err:#}"),
+                };
+                note = Some(format!("sandbox: {what}"));
+                (EXIT_TRAPPED, ExitReason::Error)
+            }
+        }
+    };
+    let mut stderr_text = String::from_utf8_lossy(&stderr.bytes).into_owned();
+    if let Some(note) = note {
+        if !stderr_text.is_empty() && !stderr_text.ends_with('\n') {
+            stderr_text.push('\n');
+        }
+        stderr_text.push_str(&note);
+        stderr_text.push('\n');
+    }
+    RunOutput {
+        exit_code,
+        exit_reason,
+        stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
+        stderr: stderr_text,
+        stdout_bytes: stdout.total,
+        stderr_bytes: stderr.total,
+        truncated,
+        duration,
+        limits,
+    }
+}
+
+/// The default guest directory: `build/guest` next to the working directory, as the
+/// Makefile builds it.
+pub fn default_guest_dir() -> PathBuf {
+    Path::new("build").join("guest")
+}
