@@ -1,3 +1,21 @@
-//! sandgraph: an MCP server where AI agents execute, lint and test code inside
-//! wasmtime sandboxes.
+//! sandgraph: an MCP server where AI agents execute code inside wasmtime sandboxes.
+//!
+//! A request flows one way through these components:
+//!
+//! - [`api`]: the REST API (axum) with the old platform's JSON contract, `/health`, and
+//!   the MCP streamable-HTTP service mounted at `/mcp`.
+//! - [`mcp`]: the MCP server (rmcp): the same tools over stdio and streamable HTTP.
+//! - [`tools`]: one file per tool; validates a typed request, runs it, builds the typed
+//!   response. Knows nothing about transports.
+//! - [`sandbox`]: wasmtime: the engine, the compiled and pre-linked guests, and a fresh
+//!   store per run with time, memory, scratch-file and output limits. Knows nothing about
+//!   tools.
+//! - [`config`]: defaults < TOML file < environment, parsed once.
+//! - [`telemetry`]: tracing set-up.
+
+pub mod api;
+pub mod config;
+pub mod mcp;
 pub mod sandbox;
+pub mod telemetry;
+pub mod tools;

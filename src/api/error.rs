@@ -1,0 +1,88 @@
+//! The REST error type: every refusal is a JSON body `{"detail": "..."}` with the right
+//! 4xx/5xx status, so handlers can use `?` on tool results.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::tools::ToolError;
+
+/// An HTTP error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: String,
+    field: Option<&'static str>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status and a message.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 404 for an unknown path.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"))
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(err: ToolError) -> Self {
+        match err {
+            ToolError::Invalid { field, detail } => Self {
+                field: Some(field),
+                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+            },
+            ToolError::TooLarge { detail } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
+            ToolError::Busy { detail } => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+            },
+            ToolError::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "tool failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let detail = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body with `Content-Type: application/json`".to_owned()
+            }
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                "request body is larger than the server accepts".to_owned()
+            }
+            _ => rejection.body_text(),
+        };
+        Self::new(status, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "detail": self.detail });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

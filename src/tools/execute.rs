@@ -1,0 +1,138 @@
+//! `execute_code`: run a snippet in the sandbox and report its output and how it ended.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ToolError, Tools, code_hash, new_id};
+use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits};
+
+/// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
+pub const TIMEOUT_RANGE: (f64, f64) = (0.5, 60.0);
+/// `timeout_seconds` when the caller does not say.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 8.0;
+
+/// Arguments of `execute_code`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// The program's source text.
+    pub code: String,
+    /// `python` (CPython 3.14) or `javascript` (QuickJS-NG). Default `python`.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Wall-clock limit in seconds, 0.5 to 60. Default 8.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    /// Optional tighter or looser (up to the server's ceilings) resource limits.
+    #[serde(default)]
+    pub limits: Option<LimitOverrides>,
+}
+
+fn default_language() -> String {
+    "python".to_owned()
+}
+
+/// Result of `execute_code`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ExecuteResponse {
+    /// Id of this run.
+    pub id: String,
+    /// Exit code: 0 on success; 124 timeout, 137 memory trap, 134 other trap.
+    pub return_code: i32,
+    /// Captured stdout (truncated at the stdout limit).
+    pub stdout: String,
+    /// Captured stderr (truncated at the stderr limit; sandbox notes appended).
+    pub stderr: String,
+    /// Time the run took, in seconds.
+    pub duration_seconds: f64,
+    /// The language that ran.
+    pub language: Language,
+    /// SHA-256 (hex) of `code`.
+    pub code_hash: String,
+    /// Why the run ended: ok, error, timeout, memory_limit, output_limit or file_quota.
+    pub exit_reason: ExitReason,
+    /// Whether stdout or stderr was cut at its limit.
+    pub truncated: bool,
+    /// Total bytes the program wrote to stdout (kept or not).
+    pub stdout_bytes: u64,
+    /// Total bytes the program wrote to stderr (kept or not).
+    pub stderr_bytes: u64,
+    /// The limits the run had.
+    pub limits: SandboxLimits,
+}
+
+/// Parse and check a language name.
+pub fn parse_language(name: &str) -> Result<Language, ToolError> {
+    Language::parse(name).ok_or_else(|| {
+        ToolError::invalid(
+            "language",
+            format!("unsupported language {name:?}; supported: python, javascript"),
+        )
+    })
+}
+
+/// Check `timeout_seconds` against `range`, defaulting when absent.
+pub fn parse_timeout(value: Option<f64>, default: f64, range: (f64, f64)) -> Result<Duration, ToolError> {
+    let seconds = value.unwrap_or(default);
+    if !seconds.is_finite() || seconds < range.0 || seconds > range.1 {
+        return Err(ToolError::invalid(
+            "timeout_seconds",
+            format!(
+                "timeout_seconds must be between {} and {} (got {seconds})",
+                range.0, range.1
+            ),
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Run the request's code in the sandbox.
+pub async fn execute_code(tools: &Tools, request: ExecuteRequest) -> Result<ExecuteResponse, ToolError> {
+    tools.check_size("code", &request.code)?;
+    let language = parse_language(&request.language)?;
+    let timeout = parse_timeout(request.timeout_seconds, DEFAULT_TIMEOUT_SECONDS, TIMEOUT_RANGE)?;
+    let limits = tools
+        .config
+        .sandbox
+        .limits
+        .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
+    let output = tools.sandbox.execute(language, &request.code, limits).await?;
+    Ok(ExecuteResponse {
+        id: new_id(),
+        return_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        duration_seconds: output.duration.as_secs_f64(),
+        language,
+        code_hash: code_hash(&request.code),
+        exit_reason: output.exit_reason,
+        truncated: output.truncated,
+        stdout_bytes: output.stdout_bytes,
+        stderr_bytes: output.stderr_bytes,
+        limits: output.limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_outside_the_contract_range_is_refused() {
+        assert!(parse_timeout(Some(0.1), 8.0, TIMEOUT_RANGE).is_err());
+        assert!(parse_timeout(Some(61.0), 8.0, TIMEOUT_RANGE).is_err());
+        assert!(parse_timeout(Some(f64::NAN), 8.0, TIMEOUT_RANGE).is_err());
+        assert_eq!(
+            parse_timeout(None, 8.0, TIMEOUT_RANGE).unwrap(),
+            Duration::from_secs(8)
+        );
+    }
+
+    #[test]
+    fn unknown_language_names_the_supported_ones() {
+        let err = parse_language("cobol").unwrap_err().to_string();
+        assert!(err.contains("\"cobol\"") && err.contains("python, javascript"), "{err}");
+    }
+}
