@@ -311,6 +311,9 @@ impl Sandbox {
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .preopened_dir(scratch.path(), GUEST_SCRATCH, FsPerms::ReadWrite)
             .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
             .build();
@@ -355,6 +358,9 @@ impl Sandbox {
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .args(&javascript::argv(code))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build_p1();
         let state = JavascriptState {
             wasi,

@@ -10,14 +10,14 @@ from .execute import ERROR, MEMORY_ERROR, OK, _flush, _strip_own_frames, print_e
 #   stepwise       needs cacheprovider
 #   faulthandler   dup()s the stderr fd; no signals in WASI
 #   pastebin       network
-#   debugging      pdb needs an interactive stdin
 #   junitxml       writes report files; the JSON report replaces it
 #   threadexception, unraisableexception  hooks plus extra gc passes per test; no
 #                  threads in WASI anyway
-# Kept: legacypath/tmpdir (tmpdir/tmp_path fixtures live under --basetemp in the
+# Kept: debugging (the unittest plugin needs its options; --pdb just sees EOF on
+# stdin), legacypath/tmpdir (tmpdir/tmp_path fixtures live under --basetemp in the
 # scratch dir), doctest, logging, warnings, monkeypatch, recwarn, subtests, unittest.
 DISABLED_PLUGINS = ("cacheprovider", "stepwise", "faulthandler", "pastebin",
-                    "debugging", "junitxml", "threadexception", "unraisableexception")
+                    "junitxml", "threadexception", "unraisableexception")
 
 MAX_MESSAGE = 4000
 
