@@ -121,13 +121,19 @@ impl Config {
             self.max_code_bytes = parse("SANDGRAPH_MAX_CODE_BYTES", v)?;
         }
         if let Some(v) = var("SANDGRAPH_ALLOWED_HOSTS") {
-            self.allowed_hosts = v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+            self.allowed_hosts = v
+                .split(',')
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect();
         }
         if let Some(v) = var("SANDGRAPH_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
-                other => anyhow::bail!("SANDGRAPH_LOG_FORMAT={other:?} is not valid: use text or json"),
+                other => {
+                    anyhow::bail!("SANDGRAPH_LOG_FORMAT={other:?} is not valid: use text or json")
+                }
             };
         }
         if let Some(v) = var("SANDGRAPH_MAX_CONCURRENT_RUNS") {

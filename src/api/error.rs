@@ -49,7 +49,10 @@ impl From<ToolError> for ApiError {
             },
             ToolError::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "tool failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                )
             }
         }
     }

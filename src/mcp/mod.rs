@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig,
+};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{Json, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -85,8 +87,11 @@ impl ServerHandler for SandgraphMcp {
 }
 
 /// The streamable-HTTP MCP service, to be nested at `/mcp`.
-pub fn streamable_http_service(tools: Tools) -> StreamableHttpService<SandgraphMcp, LocalSessionManager> {
-    let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+pub fn streamable_http_service(
+    tools: Tools,
+) -> StreamableHttpService<SandgraphMcp, LocalSessionManager> {
+    let mut allowed_hosts: Vec<String> =
+        ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     allowed_hosts.extend(tools.config.allowed_hosts.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
@@ -100,7 +105,9 @@ pub fn streamable_http_service(tools: Tools) -> StreamableHttpService<SandgraphM
 
 /// Serve MCP on stdin/stdout until the client disconnects.
 pub async fn serve_stdio(tools: Tools) -> anyhow::Result<()> {
-    let service = SandgraphMcp::new(tools).serve(rmcp::transport::stdio()).await?;
+    let service = SandgraphMcp::new(tools)
+        .serve(rmcp::transport::stdio())
+        .await?;
     service.waiting().await?;
     Ok(())
 }

@@ -66,7 +66,9 @@ impl Drop for EpochTicker {
 /// engine's compatibility hash, so a new wasmtime or new flags never load a stale file.
 fn cache_path(engine: &Engine, cache_dir: &Path, name: &str, wasm: &[u8]) -> PathBuf {
     let mut engine_hash = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let mut digest = Sha256::new();
     digest.update(wasm);
     digest.update(engine_hash.finish().to_le_bytes());
@@ -105,25 +107,34 @@ pub(crate) fn load_or_compile(
                 ArtifactKind::Component => {
                     Component::deserialize_file(engine, &cached).map(Artifact::Component)
                 }
-                ArtifactKind::Module => Module::deserialize_file(engine, &cached).map(Artifact::Module),
+                ArtifactKind::Module => {
+                    Module::deserialize_file(engine, &cached).map(Artifact::Module)
+                }
             }
         };
         match loaded {
             Ok(artifact) => return Ok(artifact),
-            Err(err) => tracing::warn!(path = %cached.display(), error = %err, "ignoring unreadable compiled-guest cache"),
+            Err(err) => {
+                tracing::warn!(path = %cached.display(), error = %err, "ignoring unreadable compiled-guest cache")
+            }
         }
     }
-    tracing::info!(guest = name, "compiling guest (first start only; cached afterwards)");
+    tracing::info!(
+        guest = name,
+        "compiling guest (first start only; cached afterwards)"
+    );
     let (artifact, bytes) = match kind {
         ArtifactKind::Component => {
-            let component = Component::new(engine, &wasm)
-                .map_err(|e| anyhow::Error::from(e).context(format!("compiling {}", wasm_path.display())))?;
+            let component = Component::new(engine, &wasm).map_err(|e| {
+                anyhow::Error::from(e).context(format!("compiling {}", wasm_path.display()))
+            })?;
             let bytes = component.serialize()?;
             (Artifact::Component(component), bytes)
         }
         ArtifactKind::Module => {
-            let module = Module::new(engine, &wasm)
-                .map_err(|e| anyhow::Error::from(e).context(format!("compiling {}", wasm_path.display())))?;
+            let module = Module::new(engine, &wasm).map_err(|e| {
+                anyhow::Error::from(e).context(format!("compiling {}", wasm_path.display()))
+            })?;
             let bytes = module.serialize()?;
             (Artifact::Module(module), bytes)
         }

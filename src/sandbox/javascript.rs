@@ -15,7 +15,10 @@ pub(crate) struct JavascriptState {
 
 /// Pre-link the module once per process. Imports outside `wasi_snapshot_preview1`
 /// (there should be none) trap if called.
-pub(crate) fn prepare(engine: &Engine, module: &Module) -> anyhow::Result<InstancePre<JavascriptState>> {
+pub(crate) fn prepare(
+    engine: &Engine,
+    module: &Module,
+) -> anyhow::Result<InstancePre<JavascriptState>> {
     let mut linker = Linker::<JavascriptState>::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
     linker.define_unknown_imports_as_traps(module)?;

@@ -43,7 +43,9 @@ impl Default for SandboxLimits {
 }
 
 /// Per-call overrides; a missing field takes the server default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// Memory budget in bytes above the interpreter's initial image.
@@ -120,15 +122,30 @@ impl LimitCeilings {
                 d.timeout_ms,
                 m.timeout_ms,
             )?,
-            memory_bytes: pick("memory_bytes", overrides.memory_bytes, d.memory_bytes, m.memory_bytes)?,
+            memory_bytes: pick(
+                "memory_bytes",
+                overrides.memory_bytes,
+                d.memory_bytes,
+                m.memory_bytes,
+            )?,
             scratch_bytes: pick(
                 "scratch_bytes",
                 overrides.scratch_bytes,
                 d.scratch_bytes,
                 m.scratch_bytes,
             )?,
-            stdout_bytes: pick("stdout_bytes", overrides.stdout_bytes, d.stdout_bytes, m.stdout_bytes)?,
-            stderr_bytes: pick("stderr_bytes", overrides.stderr_bytes, d.stderr_bytes, m.stderr_bytes)?,
+            stdout_bytes: pick(
+                "stdout_bytes",
+                overrides.stdout_bytes,
+                d.stdout_bytes,
+                m.stdout_bytes,
+            )?,
+            stderr_bytes: pick(
+                "stderr_bytes",
+                overrides.stderr_bytes,
+                d.stderr_bytes,
+                m.stderr_bytes,
+            )?,
         })
     }
 }

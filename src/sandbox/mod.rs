@@ -30,7 +30,7 @@ pub use limits::{LimitCeilings, LimitOverrides, LimitTooHigh, SandboxLimits};
 use engine::{Artifact, ArtifactKind, EpochTicker};
 use javascript::JavascriptState;
 use limits::MemoryLimiter;
-use output::{Captured, CappedOutput};
+use output::{CappedOutput, Captured};
 use python::{Outcome, PythonGuestPre, PythonState, Status};
 use quota::ScratchQuota;
 
@@ -299,11 +299,20 @@ impl Sandbox {
         tempfile::Builder::new()
             .prefix("run-")
             .tempdir_in(&self.inner.config.scratch_dir)
-            .with_context(|| format!("creating a scratch dir in {}", self.inner.config.scratch_dir.display()))
+            .with_context(|| {
+                format!(
+                    "creating a scratch dir in {}",
+                    self.inner.config.scratch_dir.display()
+                )
+            })
             .map_err(SandboxError::Internal)
     }
 
-    async fn run_python(&self, call: PythonCall, limits: SandboxLimits) -> Result<RunOutput, SandboxError> {
+    async fn run_python(
+        &self,
+        call: PythonCall,
+        limits: SandboxLimits,
+    ) -> Result<RunOutput, SandboxError> {
         let scratch = self.new_scratch()?;
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
@@ -348,10 +357,20 @@ impl Sandbox {
         drop(store);
         let duration = started.elapsed();
         drop(scratch);
-        Ok(classify(end, stdout.take(), stderr.take(), duration, limits))
+        Ok(classify(
+            end,
+            stdout.take(),
+            stderr.take(),
+            duration,
+            limits,
+        ))
     }
 
-    async fn run_javascript(&self, code: &str, limits: SandboxLimits) -> Result<RunOutput, SandboxError> {
+    async fn run_javascript(
+        &self,
+        code: &str,
+        limits: SandboxLimits,
+    ) -> Result<RunOutput, SandboxError> {
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
         let wasi = WasiCtxBuilder::new()
@@ -388,7 +407,11 @@ impl Sandbox {
             }),
             Err(err) => match err.downcast_ref::<I32Exit>() {
                 Some(I32Exit(code)) => Ok(Outcome {
-                    status: if *code == 0 { Status::Ok } else { Status::Error },
+                    status: if *code == 0 {
+                        Status::Ok
+                    } else {
+                        Status::Error
+                    },
                     exit_code: *code,
                 }),
                 None => Err(err),
@@ -401,7 +424,13 @@ impl Sandbox {
             timed_out,
         };
         drop(store);
-        Ok(classify(end, stdout.take(), stderr.take(), started.elapsed(), limits))
+        Ok(classify(
+            end,
+            stdout.take(),
+            stderr.take(),
+            started.elapsed(),
+            limits,
+        ))
     }
 
     /// A store whose epoch callback yields to the executor every tick (so a spinning
@@ -452,8 +481,12 @@ fn classify(
     let (exit_code, exit_reason) = match end.outcome {
         Ok(outcome) => match outcome.status {
             Status::MemoryError => (outcome.exit_code, ExitReason::MemoryLimit),
-            _ if outcome.exit_code != 0 && end.quota_exceeded => (outcome.exit_code, ExitReason::FileQuota),
-            _ if outcome.exit_code != 0 && end.memory_denied => (outcome.exit_code, ExitReason::MemoryLimit),
+            _ if outcome.exit_code != 0 && end.quota_exceeded => {
+                (outcome.exit_code, ExitReason::FileQuota)
+            }
+            _ if outcome.exit_code != 0 && end.memory_denied => {
+                (outcome.exit_code, ExitReason::MemoryLimit)
+            }
             _ if outcome.exit_code != 0 || outcome.status == Status::Error => {
                 (outcome.exit_code.max(1), ExitReason::Error)
             }
@@ -476,7 +509,9 @@ fn classify(
                 (EXIT_MEMORY, ExitReason::MemoryLimit)
             } else {
                 let what = match trap {
-                    Some(Trap::StackOverflow) => "call stack exhausted (recursion too deep)".to_owned(),
+                    Some(Trap::StackOverflow) => {
+                        "call stack exhausted (recursion too deep)".to_owned()
+                    }
                     Some(trap) => format!("guest trapped: {trap}"),
                     None => format!("guest failed: {err:#}"),
                 };

@@ -12,9 +12,10 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// CPython's stdout is unbuffered inside the guest and writes whatever the stream
-/// permits; a small permit would split (and, past the cap, lose) the tail of a write.
-const WRITE_PERMIT: usize = 1 << 20;
+/// CPython's stdout is unbuffered inside the guest, and a raw write that the stream
+/// accepts only in part is not retried by `print`: the tail would be lost. So permit any
+/// write a guest can make (no guest may hold more than the 1 GiB memory ceiling).
+const WRITE_PERMIT: usize = 1 << 30;
 
 #[derive(Debug, Default)]
 struct Buffer {
@@ -94,7 +95,11 @@ impl Pollable for CappedOutput {
 }
 
 impl AsyncWrite for CappedOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -52,7 +52,10 @@ fn python_linker(engine: &Engine) -> anyhow::Result<Linker<PythonState>> {
 }
 
 /// Pre-link the component once per process; each run only instantiates it.
-pub(crate) fn prepare(engine: &Engine, component: &Component) -> anyhow::Result<PythonGuestPre<PythonState>> {
+pub(crate) fn prepare(
+    engine: &Engine,
+    component: &Component,
+) -> anyhow::Result<PythonGuestPre<PythonState>> {
     let linker = python_linker(engine)?;
     let pre = linker.instantiate_pre(component)?;
     Ok(PythonGuestPre::new(pre)?)

@@ -13,7 +13,9 @@ use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::types::{Descriptor, ErrorCode, HostDescriptor};
-use wasmtime_wasi::p2::{DynOutputStream, FsResult, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::{
+    DynOutputStream, FsResult, OutputStream, Pollable, StreamError, StreamResult,
+};
 
 /// The `wasi:filesystem/types` version our wasmtime-wasi defines; guests importing any
 /// compatible 0.2.x version resolve to it.
@@ -41,7 +43,9 @@ impl ScratchQuota {
     fn charge(&self, bytes: u64) -> bool {
         let fits = self
             .remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(bytes))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
             .is_ok();
         if !fits {
             self.exceeded.store(true, Ordering::Release);

@@ -74,7 +74,11 @@ pub fn parse_language(name: &str) -> Result<Language, ToolError> {
 }
 
 /// Check `timeout_seconds` against `range`, defaulting when absent.
-pub fn parse_timeout(value: Option<f64>, default: f64, range: (f64, f64)) -> Result<Duration, ToolError> {
+pub fn parse_timeout(
+    value: Option<f64>,
+    default: f64,
+    range: (f64, f64),
+) -> Result<Duration, ToolError> {
     let seconds = value.unwrap_or(default);
     if !seconds.is_finite() || seconds < range.0 || seconds > range.1 {
         return Err(ToolError::invalid(
@@ -89,16 +93,26 @@ pub fn parse_timeout(value: Option<f64>, default: f64, range: (f64, f64)) -> Res
 }
 
 /// Run the request's code in the sandbox.
-pub async fn execute_code(tools: &Tools, request: ExecuteRequest) -> Result<ExecuteResponse, ToolError> {
+pub async fn execute_code(
+    tools: &Tools,
+    request: ExecuteRequest,
+) -> Result<ExecuteResponse, ToolError> {
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
-    let timeout = parse_timeout(request.timeout_seconds, DEFAULT_TIMEOUT_SECONDS, TIMEOUT_RANGE)?;
+    let timeout = parse_timeout(
+        request.timeout_seconds,
+        DEFAULT_TIMEOUT_SECONDS,
+        TIMEOUT_RANGE,
+    )?;
     let limits = tools
         .config
         .sandbox
         .limits
         .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
-    let output = tools.sandbox.execute(language, &request.code, limits).await?;
+    let output = tools
+        .sandbox
+        .execute(language, &request.code, limits)
+        .await?;
     Ok(ExecuteResponse {
         id: new_id(),
         return_code: output.exit_code,
@@ -133,6 +147,9 @@ mod tests {
     #[test]
     fn unknown_language_names_the_supported_ones() {
         let err = parse_language("cobol").unwrap_err().to_string();
-        assert!(err.contains("\"cobol\"") && err.contains("python, javascript"), "{err}");
+        assert!(
+            err.contains("\"cobol\"") && err.contains("python, javascript"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,135 @@
+//! Test harness: starts the real `sandgraph` binary on a random port with its own data
+//! directory and talks HTTP to it. The compiled-guest cache is shared between tests
+//! (it is keyed by guest and engine), so only the first server of a run compiles.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A running server; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// HTTP client for it.
+    pub http: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl TestServer {
+    /// Start a server with default settings.
+    pub fn spawn() -> Self {
+        Self::spawn_with(&[])
+    }
+
+    /// Start a server with extra environment variables.
+    pub fn spawn_with(env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let root = repo_root();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("SANDGRAPH_DATA_DIR", data_dir.path())
+            .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
+            .env(
+                "SANDGRAPH_COMPILED_CACHE_DIR",
+                root.join("target/test-compiled-guests"),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting sandgraph");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("sandgraph exited before listening")
+                .expect("reading sandgraph stdout");
+            if let Some(address) = line.strip_prefix("listening on ") {
+                break address.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("http client");
+        Self {
+            child,
+            base,
+            http,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST JSON, returning status and body (JSON, or a string if it is not JSON).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request failed");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Run Python code through `/execute_code`, expecting a 200.
+    pub async fn python(&self, code: &str) -> Value {
+        self.execute(json!({ "code": code })).await
+    }
+
+    /// POST `/execute_code`, expecting a 200.
+    pub async fn execute(&self, body: Value) -> Value {
+        let (status, body) = self.post("/execute_code", body).await;
+        assert_eq!(status, 200, "unexpected status, body: {body}");
+        body
+    }
+
+    /// Assert the server still answers health checks and runs code.
+    pub async fn assert_alive(&self) {
+        let health = self
+            .http
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("health request");
+        assert_eq!(health.status().as_u16(), 200);
+        let result = self.python("print(6 * 7)").await;
+        assert_eq!(
+            result["stdout"], "42\n",
+            "server no longer runs code: {result}"
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

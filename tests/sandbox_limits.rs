@@ -1,0 +1,204 @@
+//! Resource limits: each ends the run with a clear `exit_reason`, and the server keeps
+//! serving.
+
+mod common;
+
+use common::TestServer;
+use serde_json::json;
+
+#[tokio::test]
+async fn infinite_loop_ends_with_timeout_near_the_limit() {
+    let server = TestServer::spawn();
+    let result = server
+        .execute(json!({"code": "while True: pass", "timeout_seconds": 1}))
+        .await;
+    assert_eq!(result["exit_reason"], "timeout", "{result}");
+    assert_eq!(result["return_code"], 124);
+    assert!(
+        result["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 1000 ms exceeded")
+    );
+    let took = result["duration_seconds"].as_f64().unwrap();
+    // Correctness bounds, not a benchmark: the run must not end early, and must end.
+    assert!((1.0..10.0).contains(&took), "took {took}s");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn guest_blocked_in_sleep_is_stopped_by_the_time_limit() {
+    let server = TestServer::spawn();
+    let result = server
+        .execute(json!({"code": "import time\ntime.sleep(30)", "timeout_seconds": 0.5}))
+        .await;
+    assert_eq!(result["exit_reason"], "timeout", "{result}");
+    assert!(result["duration_seconds"].as_f64().unwrap() < 10.0);
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn huge_allocation_ends_with_memory_limit() {
+    let server = TestServer::spawn();
+    let result = server.python("x = 'a' * 10**9\nprint(len(x))").await;
+    assert_eq!(result["exit_reason"], "memory_limit", "{result}");
+    assert!(
+        result["stderr"].as_str().unwrap().contains("MemoryError"),
+        "{result}"
+    );
+    assert_eq!(result["stdout"], "");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn per_call_memory_budget_is_enforced() {
+    let server = TestServer::spawn();
+    let code = "b = bytearray(48 * 1024 * 1024)\nprint('allocated')";
+    let small = server
+        .execute(json!({"code": code, "limits": {"memory_bytes": 16 * 1024 * 1024}}))
+        .await;
+    assert_eq!(small["exit_reason"], "memory_limit", "{small}");
+    assert_eq!(small["limits"]["memory_bytes"], 16 * 1024 * 1024);
+    let roomy = server
+        .execute(json!({"code": code, "limits": {"memory_bytes": 96 * 1024 * 1024}}))
+        .await;
+    assert_eq!(roomy["stdout"], "allocated\n", "{roomy}");
+}
+
+#[tokio::test]
+async fn writing_past_the_file_quota_fails_inside_the_guest_and_the_host_holds_at_most_the_quota() {
+    let server = TestServer::spawn();
+    let quota = 1_000_000u64;
+    let code = "import os\n\
+        try:\n\
+        \x20   with open('big.bin', 'wb') as f:\n\
+        \x20       for _ in range(50):\n\
+        \x20           f.write(b'x' * 100_000)\n\
+        \x20           f.flush()\n\
+        except OSError as e:\n\
+        \x20   print('refused:', type(e).__name__)\n\
+        print('on disk:', os.stat('big.bin').st_size)\n\
+        raise SystemExit(3)";
+    let result = server
+        .execute(json!({"code": code, "limits": {"scratch_bytes": quota}}))
+        .await;
+    assert_eq!(result["exit_reason"], "file_quota", "{result}");
+    let stdout = result["stdout"].as_str().unwrap();
+    assert!(stdout.contains("refused: OSError"), "{result}");
+    let on_disk: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("on disk: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        on_disk <= quota,
+        "host holds {on_disk} bytes, quota {quota}"
+    );
+    assert!(
+        on_disk >= quota - 100_000,
+        "quota should be usable up to its size: {on_disk}"
+    );
+
+    // Growing a file with truncate() is charged too.
+    let sparse = server
+        .execute(json!({
+            "code": "f = open('s', 'wb')\nf.truncate(10**9)",
+            "limits": {"scratch_bytes": quota}
+        }))
+        .await;
+    assert_eq!(sparse["exit_reason"], "file_quota", "{sparse}");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn fifty_megabyte_print_is_truncated_to_the_cap_and_flagged() {
+    let server = TestServer::spawn();
+    let result = server
+        .python("print('x' * 50_000_000)\nprint('done')")
+        .await;
+    assert_eq!(result["exit_reason"], "output_limit", "{result:.300}");
+    assert_eq!(result["truncated"], true);
+    assert_eq!(result["return_code"], 0);
+    let cap = result["limits"]["stdout_bytes"].as_u64().unwrap();
+    assert_eq!(result["stdout"].as_str().unwrap().len() as u64, cap);
+    assert_eq!(result["stdout_bytes"], 50_000_000 + 1 + 5);
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn stderr_has_its_own_cap() {
+    let server = TestServer::spawn();
+    let result = server
+        .execute(json!({
+            "code": "import sys\nsys.stderr.write('e' * 5000)\nprint('ok')",
+            "limits": {"stderr_bytes": 100}
+        }))
+        .await;
+    assert_eq!(result["stderr"].as_str().unwrap().len(), 100);
+    assert_eq!(result["stdout"], "ok\n");
+    assert_eq!(result["stderr_bytes"], 5000);
+    assert_eq!(result["truncated"], true);
+}
+
+#[tokio::test]
+async fn deep_recursion_ends_cleanly() {
+    let server = TestServer::spawn();
+    let default_limit = server.python("def f(n): return f(n + 1)\nf(0)").await;
+    assert_eq!(default_limit["exit_reason"], "error", "{default_limit}");
+    assert!(
+        default_limit["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("RecursionError")
+    );
+
+    let raised = server
+        .python("import sys\nsys.setrecursionlimit(10**7)\ndef f(n): return f(n + 1)\nf(0)")
+        .await;
+    assert_ne!(raised["exit_reason"], "ok", "{raised}");
+    assert_ne!(raised["return_code"], 0);
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn limits_above_the_server_ceiling_are_refused() {
+    let server = TestServer::spawn();
+    let (status, body) = server
+        .post(
+            "/execute_code",
+            json!({"code": "print(1)", "limits": {"memory_bytes": 1u64 << 40}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("memory_bytes"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_and_tracebacks_are_reported() {
+    let server = TestServer::spawn();
+    let exit = server.python("import sys\nprint('bye')\nsys.exit(3)").await;
+    assert_eq!(exit["return_code"], 3);
+    assert_eq!(exit["exit_reason"], "error");
+    assert_eq!(exit["stdout"], "bye\n");
+    let raised = server
+        .python("def f():\n    raise ValueError('boom')\nf()")
+        .await;
+    assert_eq!(raised["return_code"], 1);
+    let stderr = raised["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("ValueError: boom") && stderr.contains("main.py\", line 2"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sandgraph_guest"),
+        "guest frames leak into tracebacks: {stderr}"
+    );
+    let syntax = server.python("def broken(:\n").await;
+    assert_eq!(syntax["exit_reason"], "error");
+    assert!(syntax["stderr"].as_str().unwrap().contains("SyntaxError"));
+}
