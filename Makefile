@@ -1,0 +1,65 @@
+# sandgraph: the README's two commands are `make run` and `make test`.
+# Everything they need (guest runtimes, test tools) is installed through the ordinary
+# package clients (pip, cargo) into build/ and target/.
+
+PYTHON      ?= python3
+GUEST_DIR   := build/guest
+TEST_VENV   := build/test-venv
+TEST_PY     := $(TEST_VENV)/bin/python
+CARGO       ?= cargo
+
+.PHONY: all guest build release run mcp test test-rust test-python test-guest lint fmt bench clean
+
+all: build
+
+## guest: build the Python component and fetch the QuickJS module (idempotent)
+guest:
+	sandbox/build.sh $(GUEST_DIR)
+
+## build: guest + debug binary
+build: guest
+	$(CARGO) build --locked
+
+release: guest
+	$(CARGO) build --locked --release
+
+## run: serve REST + MCP on 127.0.0.1:8000 with the embedded store
+run: release
+	./target/release/sandgraph serve
+
+## mcp: speak MCP on stdio (for desktop clients)
+mcp: release
+	./target/release/sandgraph mcp
+
+$(TEST_VENV)/.installed: tests/python/requirements.txt
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/python/requirements.txt
+	touch $@
+
+## test: lint, then every test (Rust unit + integration, guest logic, MCP clients)
+test: guest $(TEST_VENV)/.installed lint
+	$(CARGO) build --locked
+	$(MAKE) test-rust test-guest test-python
+
+test-rust:
+	$(CARGO) test --locked
+
+test-guest: $(TEST_VENV)/.installed
+	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
+
+test-python: $(TEST_VENV)/.installed
+	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+## bench: criterion benches + HTTP load run (see docs/benchmarks.md)
+bench: guest
+	$(CARGO) bench --locked
+
+clean:
+	rm -rf build target/test-compiled-guests

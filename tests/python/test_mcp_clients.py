@@ -1,0 +1,93 @@
+"""The Python `mcp` SDK, as an agent would use it, against `sandgraph mcp` (stdio) and
+`sandgraph serve` (streamable HTTP at /mcp)."""
+
+import json
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import server_env
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@asynccontextmanager
+async def stdio_session(binary, data_dir):
+    params = StdioServerParameters(command=str(binary), args=["mcp"], env=server_env(data_dir))
+    async with stdio_client(params) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            init = await session.initialize()
+            assert init.server_info.name == "sandgraph"
+            yield session
+
+
+@asynccontextmanager
+async def http_session(base_url):
+    async with streamable_http_client(f"{base_url}/mcp") as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            yield session
+
+
+async def check_execute_code(session: ClientSession):
+    tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+    assert "execute_code" in tools
+    tool = tools["execute_code"]
+    assert tool.input_schema["required"] == ["code"]
+    assert {"code", "language", "timeout_seconds"} <= set(tool.input_schema["properties"])
+    output_props = tool.output_schema["properties"]
+    for field in ("id", "return_code", "stdout", "stderr", "duration_seconds", "exit_reason",
+                  "code_hash", "truncated", "limits"):
+        assert field in output_props, field
+
+    result = await session.call_tool("execute_code", {"code": "print('hi from mcp')"})
+    assert not result.is_error
+    structured = result.structured_content
+    assert structured["stdout"] == "hi from mcp\n"
+    assert structured["return_code"] == 0
+    assert structured["exit_reason"] == "ok"
+    assert len(structured["code_hash"]) == 64
+    # The text content carries the same JSON for clients without structured output.
+    assert json.loads(result.content[0].text)["stdout"] == "hi from mcp\n"
+
+    js = await session.call_tool(
+        "execute_code", {"code": "console.log(6 * 7)", "language": "javascript"}
+    )
+    assert js.structured_content["stdout"] == "42\n"
+
+    loop = await session.call_tool(
+        "execute_code", {"code": "while True: pass", "timeout_seconds": 0.5}
+    )
+    assert not loop.is_error
+    assert loop.structured_content["exit_reason"] == "timeout"
+
+    bad = await session.call_tool("execute_code", {"code": "x", "language": "cobol"})
+    assert bad.is_error
+    body = json.loads(bad.content[0].text)
+    assert body["detail"] == 'unsupported language "cobol"; supported: python, javascript'
+    assert body["field"] == "language"
+
+    # Still serving after the refusal.
+    again = await session.call_tool("execute_code", {"code": "print(1)"})
+    assert again.structured_content["stdout"] == "1\n"
+
+
+async def test_stdio_client_lists_tools_and_executes_code(binary, data_dir):
+    with anyio.fail_after(120):
+        async with stdio_session(binary, data_dir) as session:
+            await check_execute_code(session)
+
+
+async def test_streamable_http_client_lists_tools_and_executes_code(http_server):
+    with anyio.fail_after(120):
+        async with http_session(http_server) as session:
+            await check_execute_code(session)
