@@ -5,7 +5,7 @@
 mod error;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -43,6 +43,11 @@ pub fn router(tools: Tools) -> Router {
     let mcp_service = mcp::streamable_http_service(tools.clone());
     Router::new()
         .route("/execute_code", post(execute_code))
+        .route("/lint_code", post(lint_code))
+        .route("/run_tests", post(run_tests))
+        .route("/generate_code", post(generate_code))
+        .route("/prompts", get(list_prompts))
+        .route("/prompts/{slug}", get(get_prompt))
         .route("/health", get(health))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
@@ -55,6 +60,45 @@ async fn execute_code(
     ApiJson(request): ApiJson<tools::execute::ExecuteRequest>,
 ) -> Result<Json<tools::execute::ExecuteResponse>, ApiError> {
     Ok(Json(tools::execute::execute_code(&tools, request).await?))
+}
+
+async fn lint_code(
+    State(tools): State<Tools>,
+    ApiJson(request): ApiJson<tools::lint::LintRequest>,
+) -> Result<Json<tools::lint::LintResponse>, ApiError> {
+    Ok(Json(tools::lint::lint_code(&tools, request).await?))
+}
+
+async fn run_tests(
+    State(tools): State<Tools>,
+    ApiJson(request): ApiJson<tools::test::RunTestsRequest>,
+) -> Result<Json<tools::test::RunTestsResponse>, ApiError> {
+    Ok(Json(tools::test::run_tests(&tools, request).await?))
+}
+
+async fn generate_code(
+    State(tools): State<Tools>,
+    ApiJson(request): ApiJson<tools::generate::GenerateRequest>,
+) -> Result<Json<tools::generate::GenerateResponse>, ApiError> {
+    Ok(Json(tools::generate::generate_code(&tools, request).await?))
+}
+
+async fn list_prompts() -> Json<Vec<tools::prompts::PromptSummary>> {
+    Json(tools::prompts::list())
+}
+
+async fn get_prompt(
+    State(tools): State<Tools>,
+    Path(slug): Path<String>,
+) -> Result<Json<tools::prompts::Prompt>, ApiError> {
+    tools::prompts::get(&slug, &tools.config.sandbox.limits)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                format!("no prompt named {slug:?}; GET /prompts lists them"),
+            )
+        })
 }
 
 async fn health(State(tools): State<Tools>) -> Json<Value> {

@@ -3,11 +3,17 @@
 
 use std::sync::Arc;
 
+use rmcp::RoleServer;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig,
+    CallToolResult, ContentBlock, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult,
+    PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
+    ServerConfig,
 };
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{Json, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -19,7 +25,9 @@ use crate::tools::{self, ToolError, Tools};
 const INSTRUCTIONS: &str = "sandgraph runs code in a wasmtime sandbox. `execute_code` runs a \
 Python (CPython 3.14) or JavaScript (QuickJS) program with no network, no environment and only \
 a private scratch directory (/scratch, Python only); the result says how it ended in \
-`exit_reason` (ok, error, timeout, memory_limit, output_limit, file_quota).";
+`exit_reason` (ok, error, timeout, memory_limit, output_limit, file_quota). `lint_code` lints \
+Python without running it, `run_tests` runs pytest, `generate_code` renders Jinja2 templates. \
+The prompts (and the sandgraph://prompts/* resources) explain each tool and the limits.";
 
 /// One MCP session's handler; clones share the tools.
 #[derive(Clone)]
@@ -74,15 +82,141 @@ default 8."
             .map(Json)
             .map_err(tool_error)
     }
+
+    /// Lint Python code inside the sandbox.
+    #[tool(
+        name = "lint_code",
+        description = "Lint Python code (pyflakes, pycodestyle, mccabe) without running it. Returns \
+structured diagnostics {line, column, code, message, severity, source}, per-function complexity, \
+syntax_error if it does not parse, and a summary (functions, classes, imports, complexity)."
+    )]
+    async fn lint_code(
+        &self,
+        Parameters(request): Parameters<tools::lint::LintRequest>,
+    ) -> Result<Json<tools::lint::LintResponse>, CallToolResult> {
+        tools::lint::lint_code(&self.tools, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Run pytest on code inside the sandbox.
+    #[tool(
+        name = "run_tests",
+        description = "Run pytest (also unittest.TestCase classes) inside the sandbox. Put tests in \
+`code`, or the implementation in `code` and tests in `tests` (importing it as `solution`). Returns \
+summary {passed, failed, errors, skipped}, per-test results with failure messages, and pytest's \
+output. timeout_seconds: 1-120, default 15."
+    )]
+    async fn run_tests(
+        &self,
+        Parameters(request): Parameters<tools::test::RunTestsRequest>,
+    ) -> Result<Json<tools::test::RunTestsResponse>, CallToolResult> {
+        tools::test::run_tests(&self.tools, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Render a Jinja2 template.
+    #[tool(
+        name = "generate_code",
+        description = "Render a Jinja2 template with a JSON context (strict: every variable must \
+be given; no include/import of files; bounded render time and 1 MiB output)."
+    )]
+    async fn generate_code(
+        &self,
+        Parameters(request): Parameters<tools::generate::GenerateRequest>,
+    ) -> Result<Json<tools::generate::GenerateResponse>, CallToolResult> {
+        tools::generate::generate_code(&self.tools, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}
+
+/// The URI of a prompt's text as an MCP resource.
+fn prompt_uri(slug: &str) -> String {
+    format!("sandgraph://prompts/{slug}")
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for SandgraphMcp {
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = tools::prompts::list()
+            .into_iter()
+            .map(|p| {
+                let mut prompt = Prompt::new(p.slug, Some(p.description), None);
+                prompt.title = Some(p.title.to_owned());
+                prompt
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let prompt = tools::prompts::get(&request.name, &self.tools.config.sandbox.limits)
+            .ok_or_else(|| {
+                ErrorData::invalid_params(format!("no prompt named {:?}", request.name), None)
+            })?;
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, prompt.content)])
+                .with_description(prompt.description)
+                .into(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = tools::prompts::list()
+            .into_iter()
+            .map(|p| {
+                Resource::new(prompt_uri(p.slug), p.slug)
+                    .with_title(p.title)
+                    .with_description(p.description)
+                    .with_mime_type("text/markdown")
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let prompt = request
+            .uri
+            .strip_prefix("sandgraph://prompts/")
+            .and_then(|slug| tools::prompts::get(slug, &self.tools.config.sandbox.limits))
+            .ok_or_else(|| ErrorData::resource_not_found(request.uri.clone(), None))?;
+        let contents =
+            ResourceContents::text(prompt.content, request.uri).with_mime_type("text/markdown");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_protocol_version(ProtocolVersion::V_2025_11_25)
-            .with_server_info(Implementation::new("sandgraph", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_server_info(Implementation::new("sandgraph", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
     }
 }
 

@@ -182,6 +182,17 @@ struct Inner {
 /// One Python entry point and its arguments.
 enum PythonCall {
     Execute(String),
+    Lint { code: String, options: String },
+    Tests { args: Vec<String> },
+}
+
+/// A file the host writes into the scratch directory before a run (e.g. code under test).
+#[derive(Debug, Clone)]
+pub struct ScratchFile {
+    /// A plain file name (no directories); callers validate it.
+    pub name: String,
+    /// The file's text.
+    pub contents: String,
 }
 
 /// What a Python entry point returned, before classification.
@@ -272,11 +283,42 @@ impl Sandbox {
         let _slot = self.acquire_slot().await?;
         match language {
             Language::Python => {
-                self.run_python(PythonCall::Execute(code.to_owned()), limits)
-                    .await
+                let (output, _) = self
+                    .run_python(PythonCall::Execute(code.to_owned()), &[], limits)
+                    .await?;
+                Ok(output)
             }
             Language::Javascript => self.run_javascript(code, limits).await,
         }
+    }
+
+    /// Lint Python `code` inside the guest (pyflakes, pycodestyle, mccabe, AST summary).
+    /// `options` is a JSON object; the JSON report is `None` if the run did not finish.
+    pub async fn lint_python(
+        &self,
+        code: &str,
+        options: &str,
+        limits: SandboxLimits,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let _slot = self.acquire_slot().await?;
+        let call = PythonCall::Lint {
+            code: code.to_owned(),
+            options: options.to_owned(),
+        };
+        self.run_python(call, &[], limits).await
+    }
+
+    /// Write `files` into a fresh scratch dir and run pytest on them inside the guest.
+    /// The JSON report is `None` if the run did not finish (timeout, memory trap).
+    pub async fn run_pytest(
+        &self,
+        files: &[ScratchFile],
+        args: Vec<String>,
+        limits: SandboxLimits,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let _slot = self.acquire_slot().await?;
+        self.run_python(PythonCall::Tests { args }, files, limits)
+            .await
     }
 
     async fn acquire_slot(&self) -> Result<SlotGuard<'_>, SandboxError> {
@@ -311,9 +353,20 @@ impl Sandbox {
     async fn run_python(
         &self,
         call: PythonCall,
+        files: &[ScratchFile],
         limits: SandboxLimits,
-    ) -> Result<RunOutput, SandboxError> {
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
         let scratch = self.new_scratch()?;
+        for file in files {
+            // The directory is new and ours; `create_new` refuses anything already there.
+            let path = scratch.path().join(&file.name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, file.contents.as_bytes()))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
         let quota = ScratchQuota::new(limits.scratch_bytes);
@@ -341,12 +394,31 @@ impl Sandbox {
             let guest = pre.instantiate_async(&mut store).await?;
             let runner = guest.sandgraph_guest_runner();
             match &call {
-                PythonCall::Execute(code) => runner.call_execute(&mut store, code).await,
+                PythonCall::Execute(code) => runner
+                    .call_execute(&mut store, code)
+                    .await
+                    .map(|outcome| (outcome, None)),
+                PythonCall::Lint { code, options } => {
+                    let report = runner.call_lint(&mut store, code, options).await?;
+                    let done = Outcome {
+                        status: Status::Ok,
+                        exit_code: 0,
+                    };
+                    Ok((done, Some(report)))
+                }
+                PythonCall::Tests { args } => runner
+                    .call_run_tests(&mut store, args)
+                    .await
+                    .map(|(outcome, report)| (outcome, Some(report))),
             }
         };
-        let (outcome, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
+        let (result, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
             Ok(result) => (result, false),
             Err(_) => (Err(Trap::Interrupt.into()), true),
+        };
+        let (outcome, report) = match result {
+            Ok((outcome, report)) => (Ok(outcome), report),
+            Err(err) => (Err(err), None),
         };
         let end = GuestEnd {
             outcome,
@@ -357,13 +429,8 @@ impl Sandbox {
         drop(store);
         let duration = started.elapsed();
         drop(scratch);
-        Ok(classify(
-            end,
-            stdout.take(),
-            stderr.take(),
-            duration,
-            limits,
-        ))
+        let output = classify(end, stdout.take(), stderr.take(), duration, limits);
+        Ok((output, report))
     }
 
     async fn run_javascript(

@@ -30,7 +30,7 @@ pub struct ExecuteRequest {
     pub limits: Option<LimitOverrides>,
 }
 
-fn default_language() -> String {
+pub(crate) fn default_language() -> String {
     "python".to_owned()
 }
 

@@ -3,6 +3,10 @@
 //! nothing about HTTP or MCP; `api/` and `mcp/` adapt them.
 
 pub mod execute;
+pub mod generate;
+pub mod lint;
+pub mod prompts;
+pub mod test;
 
 use std::sync::Arc;
 

@@ -1,0 +1,190 @@
+//! `lint_code`: pyflakes + pycodestyle + mccabe and an AST summary, computed inside the
+//! Python guest (never on the host), with the old platform's fields kept.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::execute::parse_language;
+use super::{ToolError, Tools, code_hash, new_id};
+use crate::sandbox::{ExitReason, Language};
+
+/// How long linting may take: it runs no user code, so only pathological input is slow.
+const LINT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `lint_code`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintRequest {
+    /// The source text to lint.
+    pub code: String,
+    /// `python` (the only language linted today). Default `python`.
+    #[serde(default = "super::execute::default_language")]
+    pub language: String,
+    /// Linter settings; all optional.
+    #[serde(default)]
+    pub options: Option<LintOptions>,
+}
+
+/// Linter settings (flake8 semantics).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintOptions {
+    /// E501 threshold. Default 79.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_line_length: Option<u32>,
+    /// C901 threshold (mccabe). Default 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_complexity: Option<u32>,
+    /// Only report codes with these prefixes (e.g. `["F", "E9"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<Vec<String>>,
+    /// Replace the default ignore list (flake8's: E121,E123,E126,E226,E24,E704,W503,W504).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore: Option<Vec<String>>,
+    /// Add to the ignore list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_ignore: Option<Vec<String>>,
+}
+
+/// One finding.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Diagnostic {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// flake8-style code: Fxxx (pyflakes), E/Wxxx (pycodestyle), C901 (mccabe).
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+    /// `error`, `warning` or `convention`.
+    pub severity: String,
+    /// `pyflakes`, `pycodestyle` or `mccabe`.
+    pub source: String,
+}
+
+/// Cyclomatic complexity of one function (mccabe).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct FunctionComplexity {
+    /// Function name (methods as `Class.method`).
+    pub name: String,
+    /// Line of its definition.
+    pub line: u32,
+    /// mccabe's complexity.
+    pub complexity: u32,
+}
+
+/// Where the code fails to parse.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct SyntaxErrorInfo {
+    /// 1-based line.
+    pub line: Option<u32>,
+    /// 1-based column.
+    pub column: Option<u32>,
+    /// The parser's message.
+    pub message: String,
+}
+
+/// What the guest reports (the JSON document of `runner.lint`).
+#[derive(Debug, Deserialize)]
+struct GuestLintReport {
+    syntax_error: Option<SyntaxErrorInfo>,
+    functions: Vec<String>,
+    classes: Vec<String>,
+    imports: Vec<String>,
+    complexity: u32,
+    function_complexity: Vec<FunctionComplexity>,
+    diagnostics: Vec<Diagnostic>,
+    linter_output: String,
+    linter_exit_code: i32,
+}
+
+/// Result of `lint_code`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct LintResponse {
+    /// Id of this run.
+    pub id: String,
+    /// SHA-256 (hex) of `code`.
+    pub code_hash: String,
+    /// The language linted.
+    pub language: Language,
+    /// Names of every function and method, `async def` included, in AST walk order.
+    pub functions: Vec<String>,
+    /// Names of every class.
+    pub classes: Vec<String>,
+    /// `import x.y` gives `x`; `from x import y` gives `y` (the old platform's semantics).
+    pub imports: Vec<String>,
+    /// Decision points (if/for/while/with/try/boolop/except, async forms included) plus
+    /// max(number of functions, 1): the old platform's module complexity.
+    pub complexity: u32,
+    /// 0 when there are no diagnostics, else 1.
+    pub linter_exit_code: i32,
+    /// flake8-style text, one `main.py:LINE:COL: CODE message` per diagnostic.
+    pub linter_output: String,
+    /// Structured diagnostics, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// mccabe complexity per function.
+    pub function_complexity: Vec<FunctionComplexity>,
+    /// Set when the code does not parse (then the lists are empty and complexity is 1).
+    pub syntax_error: Option<SyntaxErrorInfo>,
+    /// Time the lint took, in seconds.
+    pub duration_seconds: f64,
+}
+
+/// Lint the request's code inside the guest.
+pub async fn lint_code(tools: &Tools, request: LintRequest) -> Result<LintResponse, ToolError> {
+    tools.check_size("code", &request.code)?;
+    let language = parse_language(&request.language)?;
+    if language != Language::Python {
+        return Err(ToolError::invalid(
+            "language",
+            format!(
+                "lint_code supports python only; {} linting is not available yet",
+                language.as_str()
+            ),
+        ));
+    }
+    let options = serde_json::to_string(&request.options.unwrap_or_default())
+        .map_err(|e| ToolError::Internal(e.into()))?;
+    let limits = tools
+        .config
+        .sandbox
+        .limits
+        .resolve(Some(LINT_TIMEOUT), &Default::default())?;
+    let (output, report) = tools
+        .sandbox
+        .lint_python(&request.code, &options, limits)
+        .await?;
+    let Some(report) = report else {
+        return Err(match output.exit_reason {
+            ExitReason::Timeout | ExitReason::MemoryLimit => {
+                ToolError::invalid("code", format!("linting stopped: {}", output.stderr.trim()))
+            }
+            _ => ToolError::Internal(anyhow::anyhow!("lint guest failed: {}", output.stderr)),
+        });
+    };
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&report)
+        && let Some(error) = map.get("internal_error")
+    {
+        return Err(ToolError::Internal(anyhow::anyhow!("lint guest: {error}")));
+    }
+    let report: GuestLintReport =
+        serde_json::from_str(&report).map_err(|e| ToolError::Internal(e.into()))?;
+    Ok(LintResponse {
+        id: new_id(),
+        code_hash: code_hash(&request.code),
+        language,
+        functions: report.functions,
+        classes: report.classes,
+        imports: report.imports,
+        complexity: report.complexity,
+        linter_exit_code: report.linter_exit_code,
+        linter_output: report.linter_output,
+        diagnostics: report.diagnostics,
+        function_complexity: report.function_complexity,
+        syntax_error: report.syntax_error,
+        duration_seconds: output.duration.as_secs_f64(),
+    })
+}

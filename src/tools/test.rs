@@ -1,0 +1,224 @@
+//! `run_tests`: pytest inside the Python guest, on the code (and optional separate tests)
+//! written to the run's scratch directory. Timeouts, memory limits and syntax errors are
+//! results, not server errors.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::execute::{parse_language, parse_timeout};
+use super::{ToolError, Tools, code_hash, new_id};
+use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits, ScratchFile};
+
+/// Smallest and largest `timeout_seconds` (the old platform's contract).
+pub const TIMEOUT_RANGE: (f64, f64) = (1.0, 120.0);
+/// `timeout_seconds` when the caller does not say.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 15.0;
+
+/// Arguments of `run_tests`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunTestsRequest {
+    /// The code. Without `tests`, it holds the tests itself (written as `test_code.py`).
+    /// With `tests`, it is the module under test, importable as `module_name`.
+    pub code: String,
+    /// Optional separate test code (written as `test_<module_name>.py`).
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// Module name the tests import the code as, when `tests` is given. Default `solution`.
+    #[serde(default)]
+    pub module_name: Option<String>,
+    /// `python` (the only language with a test runner today). Default `python`.
+    #[serde(default = "super::execute::default_language")]
+    pub language: String,
+    /// `pytest` (default); `unittest` TestCase classes are collected by pytest too.
+    #[serde(default = "default_framework")]
+    pub test_framework: String,
+    /// Wall-clock limit in seconds, 1 to 120. Default 15.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    /// Optional resource limits (up to the server's ceilings).
+    #[serde(default)]
+    pub limits: Option<LimitOverrides>,
+}
+
+fn default_framework() -> String {
+    "pytest".to_owned()
+}
+
+/// Counts per outcome.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct TestSummary {
+    /// Tests that passed.
+    pub passed: u32,
+    /// Tests that failed.
+    pub failed: u32,
+    /// Tests (or collectors) that errored in setup, teardown or collection.
+    pub errors: u32,
+    /// Tests skipped.
+    pub skipped: u32,
+    /// Expected failures that failed.
+    #[serde(default)]
+    pub xfailed: u32,
+    /// Expected failures that passed.
+    #[serde(default)]
+    pub xpassed: u32,
+}
+
+/// One test's result.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct TestResult {
+    /// pytest node id, e.g. `test_code.py::test_add[1-2]`.
+    pub nodeid: String,
+    /// passed, failed, error, skipped, xfailed or xpassed.
+    pub outcome: String,
+    /// Setup + call + teardown time.
+    pub duration_seconds: f64,
+    /// Failure/skip message (assertion introspection included), if any.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GuestTestReport {
+    summary: TestSummary,
+    tests: Vec<TestResult>,
+}
+
+/// Result of `run_tests`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct RunTestsResponse {
+    /// Id of this run.
+    pub id: String,
+    /// The framework that ran (`pytest`).
+    pub framework: String,
+    /// pytest's exit code (0 all passed, 1 failures, 2 interrupted/collection errors,
+    /// 5 no tests), or 124/137/134 when the sandbox ended the run.
+    pub return_code: i32,
+    /// pytest's output.
+    pub stdout: String,
+    /// stderr (sandbox notes appended).
+    pub stderr: String,
+    /// Time the run took, in seconds.
+    pub duration_seconds: f64,
+    /// The language.
+    pub language: Language,
+    /// SHA-256 (hex) of `code` (and `tests`, if given, after a NUL separator).
+    pub code_hash: String,
+    /// How the run ended (`error` when tests failed; `timeout`, `memory_limit`, ...).
+    pub exit_reason: ExitReason,
+    /// Whether output was truncated.
+    pub truncated: bool,
+    /// Counts per outcome (all zero if the run did not finish).
+    pub summary: TestSummary,
+    /// Per-test results (empty if the run did not finish).
+    pub tests: Vec<TestResult>,
+    /// The limits the run had.
+    pub limits: SandboxLimits,
+}
+
+/// A valid Python module name for `module_name`.
+fn check_module_name(name: &str) -> Result<(), ToolError> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::invalid(
+            "module_name",
+            format!("module_name {name:?} is not a Python identifier of at most 64 characters"),
+        ))
+    }
+}
+
+/// Run the request's tests inside the guest.
+pub async fn run_tests(
+    tools: &Tools,
+    request: RunTestsRequest,
+) -> Result<RunTestsResponse, ToolError> {
+    tools.check_size("code", &request.code)?;
+    if let Some(tests) = &request.tests {
+        tools.check_size("tests", tests)?;
+    }
+    let language = parse_language(&request.language)?;
+    if language != Language::Python {
+        return Err(ToolError::invalid(
+            "language",
+            format!(
+                "run_tests supports python only; {} is not available yet",
+                language.as_str()
+            ),
+        ));
+    }
+    let framework = request.test_framework.to_ascii_lowercase();
+    if framework != "pytest" && framework != "unittest" {
+        return Err(ToolError::invalid(
+            "test_framework",
+            format!(
+                "unsupported test_framework {:?}; supported: pytest, unittest (run by pytest)",
+                request.test_framework
+            ),
+        ));
+    }
+    let timeout = parse_timeout(
+        request.timeout_seconds,
+        DEFAULT_TIMEOUT_SECONDS,
+        TIMEOUT_RANGE,
+    )?;
+    let limits = tools
+        .config
+        .sandbox
+        .limits
+        .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
+
+    let (files, hash) = match &request.tests {
+        None => (
+            vec![ScratchFile {
+                name: "test_code.py".to_owned(),
+                contents: request.code.clone(),
+            }],
+            code_hash(&request.code),
+        ),
+        Some(tests) => {
+            let module = request.module_name.as_deref().unwrap_or("solution");
+            check_module_name(module)?;
+            let files = vec![
+                ScratchFile {
+                    name: format!("{module}.py"),
+                    contents: request.code.clone(),
+                },
+                ScratchFile {
+                    name: format!("test_{module}.py"),
+                    contents: tests.clone(),
+                },
+            ];
+            (files, code_hash(&format!("{}\0{}", request.code, tests)))
+        }
+    };
+    let test_file = files.last().map(|f| f.name.clone()).unwrap_or_default();
+    let args = vec!["-q".to_owned(), "--tb=short".to_owned(), test_file];
+    let (output, report) = tools.sandbox.run_pytest(&files, args, limits).await?;
+    let report = match report {
+        Some(text) => serde_json::from_str::<GuestTestReport>(&text)
+            .map_err(|e| ToolError::Internal(anyhow::anyhow!("bad test report: {e}")))?,
+        None => GuestTestReport {
+            summary: TestSummary::default(),
+            tests: Vec::new(),
+        },
+    };
+    Ok(RunTestsResponse {
+        id: new_id(),
+        framework: "pytest".to_owned(),
+        return_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        duration_seconds: output.duration.as_secs_f64(),
+        language,
+        code_hash: hash,
+        exit_reason: output.exit_reason,
+        truncated: output.truncated,
+        summary: report.summary,
+        tests: report.tests,
+        limits: output.limits,
+    })
+}
