@@ -38,8 +38,9 @@ where
 
 /// Build the whole HTTP application.
 pub fn router(tools: Tools) -> Router {
-    // JSON escaping can double a source text; leave room for the other fields.
-    let body_limit = tools.config.max_code_bytes * 2 + 64 * 1024;
+    // JSON escaping can double a source text and `run_tests` carries two; bodies up to
+    // this size are read whole, so an oversize `code` gets a 413 naming the field.
+    let body_limit = tools.config.max_code_bytes * 4 + (1 << 20);
     let mcp_service = mcp::streamable_http_service(tools.clone());
     Router::new()
         .route("/execute_code", post(execute_code))

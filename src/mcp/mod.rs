@@ -229,7 +229,7 @@ pub fn streamable_http_service(
     allowed_hosts.extend(tools.config.allowed_hosts.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
-        .with_max_request_body_bytes(tools.config.max_code_bytes * 2 + 64 * 1024);
+        .with_max_request_body_bytes(tools.config.max_code_bytes * 4 + (1 << 20));
     StreamableHttpService::new(
         move || Ok(SandgraphMcp::new(tools.clone())),
         Arc::new(LocalSessionManager::default()),

@@ -91,3 +91,46 @@ async def test_streamable_http_client_lists_tools_and_executes_code(http_server)
     with anyio.fail_after(120):
         async with http_session(http_server) as session:
             await check_execute_code(session)
+
+
+async def test_every_tool_prompt_and_resource_over_streamable_http(http_server):
+    with anyio.fail_after(120):
+        async with http_session(http_server) as session:
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"execute_code", "lint_code", "run_tests", "generate_code"} <= names
+
+            lint = await session.call_tool(
+                "lint_code", {"code": "import os\n\ndef f():\n    return y\n"}
+            )
+            assert not lint.is_error
+            codes = {d["code"]: d["line"] for d in lint.structured_content["diagnostics"]}
+            assert codes["F401"] == 1 and codes["F821"] == 4
+            assert lint.structured_content["imports"] == ["os"]
+
+            tests = await session.call_tool(
+                "run_tests",
+                {"code": "def test_ok():\n    assert 1 + 1 == 2\n\ndef test_bad():\n    assert 1 == 2\n"},
+            )
+            assert not tests.is_error
+            assert tests.structured_content["summary"]["passed"] == 1
+            assert tests.structured_content["summary"]["failed"] == 1
+
+            generated = await session.call_tool(
+                "generate_code", {"template": "print({{ n }})", "context": {"n": 3}}
+            )
+            assert generated.structured_content["output"] == "print(3)"
+            missing = await session.call_tool("generate_code", {"template": "{{ nope }}"})
+            assert missing.is_error
+            assert json.loads(missing.content[0].text)["detail"] == (
+                "template variables missing from context: nope"
+            )
+
+            prompts = {p.name for p in (await session.list_prompts()).prompts}
+            assert {"execute-code", "lint-code", "run-tests", "sandbox-limits"} <= prompts
+            prompt = await session.get_prompt("sandbox-limits")
+            assert "wall-clock time" in prompt.messages[0].content.text
+
+            resources = {str(r.uri) for r in (await session.list_resources()).resources}
+            assert "sandgraph://prompts/history-and-audit" in resources
+            read = await session.read_resource("sandgraph://prompts/run-tests")
+            assert read.contents[0].text.startswith("# run_tests")
