@@ -33,6 +33,54 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Sandbox concurrency and limits.
     pub sandbox: SandboxSettings,
+    /// A bootstrap admin token (for scripts and compose); created if missing.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    /// Per-endpoint request rates, per caller.
+    pub rate_limits: RateLimitSettings,
+    /// The result cache.
+    pub cache: CacheSettings,
+}
+
+/// Rate limits: `"N/second"`, `"N/minute"` or `"N/hour"`, optionally `" burst M"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Applies to every endpoint without its own entry.
+    pub default: String,
+    /// Per-endpoint overrides, keyed by endpoint name (`execute_code`, ...).
+    pub endpoints: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            default: "600/minute burst 100".to_owned(),
+            endpoints: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// Result-cache bounds (defaults from the platform we replace: 1000 entries, 3600 s).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Most entries kept.
+    pub max_entries: usize,
+    /// Most bytes (serialized results) kept.
+    pub max_bytes: usize,
+    /// Seconds an entry stays valid.
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 1000,
+            max_bytes: 64 << 20,
+            ttl_seconds: 3600,
+        }
+    }
 }
 
 /// Log line format.
@@ -78,6 +126,9 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             log_format: LogFormat::Text,
             sandbox: SandboxSettings::default(),
+            admin_token: None,
+            rate_limits: RateLimitSettings::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -139,10 +190,39 @@ impl Config {
         if let Some(v) = var("SANDGRAPH_MAX_CONCURRENT_RUNS") {
             self.sandbox.max_concurrent_runs = parse("SANDGRAPH_MAX_CONCURRENT_RUNS", v)?;
         }
+        if let Some(v) = var("SANDGRAPH_ADMIN_TOKEN") {
+            if v.len() < 16 {
+                anyhow::bail!("SANDGRAPH_ADMIN_TOKEN must be at least 16 characters");
+            }
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = var("SANDGRAPH_RATE_LIMIT") {
+            self.rate_limits.default = v;
+        }
+        for endpoint in crate::auth::Endpoint::ALL {
+            let key = format!("SANDGRAPH_RATE_LIMIT_{}", endpoint.name().to_ascii_uppercase());
+            if let Some(v) = var(&key) {
+                self.rate_limits.endpoints.insert(endpoint.name().to_owned(), v);
+            }
+        }
+        if let Some(v) = var("SANDGRAPH_CACHE_MAX_ENTRIES") {
+            self.cache.max_entries = parse("SANDGRAPH_CACHE_MAX_ENTRIES", v)?;
+        }
+        if let Some(v) = var("SANDGRAPH_CACHE_MAX_BYTES") {
+            self.cache.max_bytes = parse("SANDGRAPH_CACHE_MAX_BYTES", v)?;
+        }
+        if let Some(v) = var("SANDGRAPH_CACHE_TTL_SECONDS") {
+            self.cache.ttl_seconds = parse("SANDGRAPH_CACHE_TTL_SECONDS", v)?;
+        }
         if let Some(v) = var("SANDGRAPH_COMPILED_CACHE_DIR") {
             self.compiled_cache_dir = Some(PathBuf::from(v));
         }
         Ok(())
+    }
+
+    /// The embedded SQLite database (tokens, outbox, embedded history).
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("sandgraph.db")
     }
 
     /// The sandbox's start-up settings derived from this config.

@@ -10,12 +10,21 @@
 //! - [`sandbox`]: wasmtime: the engine, the compiled and pre-linked guests, and a fresh
 //!   store per run with time, memory, scratch-file and output limits. Knows nothing about
 //!   tools.
+//! - [`auth`]: bearer tokens (SHA-256 hashes in SQLite), roles, and which role each
+//!   endpoint needs.
+//! - [`rate_limit`]: per-caller, per-endpoint limits (governor).
+//! - [`cache`]: the result cache (LRU by entries and bytes, TTL, in-flight coalescing).
+//! - [`audit`]: access decisions as events for the audit trail.
 //! - [`config`]: defaults < TOML file < environment, parsed once.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod mcp;
+pub mod rate_limit;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tools;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use sandgraph::audit::LogAuditSink;
+use sandgraph::auth::{Role, TokenStore};
 use sandgraph::config::Config;
 use sandgraph::sandbox::Sandbox;
 use sandgraph::tools::Tools;
@@ -25,6 +27,12 @@ use sandgraph::{api, mcp, telemetry};
 ///   SANDGRAPH_MAX_CONCURRENT_RUNS  sandbox runs at once (default 64)
 ///   SANDGRAPH_ALLOWED_HOSTS        extra Host names accepted at /mcp (comma-separated)
 ///   SANDGRAPH_LOG_FORMAT           text | json (default text)
+///   SANDGRAPH_ADMIN_TOKEN          bootstrap admin token (created if missing)
+///   SANDGRAPH_RATE_LIMIT           default per-caller rate, e.g. "600/minute burst 100"
+///   SANDGRAPH_RATE_LIMIT_<TOOL>    per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE
+///   SANDGRAPH_CACHE_MAX_ENTRIES    result cache entries (default 1000)
+///   SANDGRAPH_CACHE_MAX_BYTES      result cache bytes (default 64 MiB)
+///   SANDGRAPH_CACHE_TTL_SECONDS    result cache TTL (default 3600)
 ///   RUST_LOG                       log filter (default info)
 #[derive(Parser)]
 #[command(version, about, verbatim_doc_comment)]
@@ -44,13 +52,41 @@ enum Command {
         #[arg(long)]
         bind: Option<std::net::SocketAddr>,
     },
-    /// Speak MCP on stdin/stdout (for desktop MCP clients).
+    /// Speak MCP on stdin/stdout (for desktop MCP clients); runs as the local user.
     Mcp,
+    /// Manage bearer tokens (stored as SHA-256 hashes in <data>/sandgraph.db).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (once: only its hash is stored).
+    Create {
+        /// agent (tools), developer (+ history), admin (+ audit, tokens).
+        #[arg(long)]
+        role: String,
+        /// A name to recognise it by in the audit log.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; takes effect immediately, even in a running server.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
+    if let Command::Token { action } = &cli.command {
+        return manage_tokens(&config, action);
+    }
     if let Command::Serve { bind: Some(bind) } = &cli.command {
         config.bind = *bind;
     }
@@ -62,16 +98,77 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command, config))
 }
 
+fn manage_tokens(config: &Config, action: &TokenAction) -> anyhow::Result<()> {
+    let tokens = TokenStore::open(&config.database_path())?;
+    match action {
+        TokenAction::Create { role, name } => {
+            let role = Role::parse(role).with_context(|| {
+                format!("unknown role {role:?}; use agent, developer or admin")
+            })?;
+            let (info, token) = tokens.create(name, role)?;
+            eprintln!(
+                "created {} token {} ({}); it is shown only now:",
+                info.role.as_str(),
+                info.id,
+                info.name
+            );
+            println!("{token}");
+        }
+        TokenAction::List => {
+            println!("{:<12}  {:<9}  {:<25}  {:<32}  name", "id", "role", "created", "revoked");
+            for t in tokens.list()? {
+                println!(
+                    "{:<12}  {:<9}  {:<25}  {:<32}  {}",
+                    t.id,
+                    t.role.as_str(),
+                    &t.created_at[..t.created_at.len().min(25)],
+                    t.revoked_at.as_deref().unwrap_or("-"),
+                    t.name
+                );
+            }
+        }
+        TokenAction::Revoke { id } => {
+            if !tokens.revoke(id)? {
+                anyhow::bail!("no active token with id {id:?} (see `sandgraph token list`)");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Make sure someone can call the server: take `SANDGRAPH_ADMIN_TOKEN`, or on the very
+/// first start mint an admin token and print it once.
+fn bootstrap_admin(tokens: &TokenStore, config: &Config) -> anyhow::Result<()> {
+    if let Some(token) = &config.admin_token {
+        return tokens.ensure("bootstrap-admin", Role::Admin, token);
+    }
+    if tokens.is_empty()? {
+        let (info, token) = tokens.create("first-admin", Role::Admin)?;
+        eprintln!(
+            "No tokens existed, so an admin token was created (id {}). It is shown only now;\n\
+             store it safely and create narrower ones with `sandgraph token create`:\n\n    {token}\n",
+            info.id
+        );
+    }
+    Ok(())
+}
+
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let tokens = Arc::new(TokenStore::open(&config.database_path())?);
+    if matches!(command, Command::Serve { .. }) {
+        bootstrap_admin(&tokens, &config)?;
+    }
     let sandbox_config = config.sandbox_config();
     let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
         .await
         .context("loading the sandbox")??;
-    let tools = Tools::new(sandbox, config.clone());
+    let tools = Tools::new(sandbox, config.clone(), tokens, Arc::new(LogAuditSink))?;
     match command {
         Command::Serve { .. } => serve(tools, &config).await,
         Command::Mcp => mcp::serve_stdio(tools).await,
+        Command::Token { .. } => Ok(()),
     }
 }
 

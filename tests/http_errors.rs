@@ -12,7 +12,7 @@ async fn raw(
 ) -> (u16, Value) {
     // A fresh client: the server may close a connection whose body it refused unread,
     // and a pooled connection would then fail the next request of the test.
-    let client = reqwest::Client::new();
+    let client = common::client_with_token(&server.admin_token);
     let mut request = client.post(server.url("/execute_code")).body(body);
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);

@@ -16,6 +16,7 @@ pub struct ApiError {
     detail: String,
     field: Option<&'static str>,
     retry_after: Option<u64>,
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,6 +27,19 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            challenge: None,
+        }
+    }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(detail: impl Into<String>, invalid_token: bool) -> Self {
+        Self {
+            challenge: Some(if invalid_token {
+                "Bearer realm=\"sandgraph\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"sandgraph\""
+            }),
+            ..Self::new(StatusCode::UNAUTHORIZED, detail)
         }
     }
 
@@ -43,6 +57,13 @@ impl From<ToolError> for ApiError {
                 ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
             },
             ToolError::TooLarge { detail } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
+            ToolError::Forbidden { detail } => Self::new(StatusCode::FORBIDDEN, detail),
+            ToolError::RateLimited {
+                retry_after_seconds,
+            } => Self {
+                retry_after: Some(retry_after_seconds),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+            },
             ToolError::Busy { detail } => Self {
                 retry_after: Some(1),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
@@ -81,6 +102,11 @@ impl IntoResponse for ApiError {
             body["field"] = json!(field);
         }
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

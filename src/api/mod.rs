@@ -1,21 +1,33 @@
 //! The REST API: one axum route per tool with the JSON contract of the platform we
-//! replace, plus `/health`, and the MCP streamable-HTTP service mounted at `/mcp`.
-//! Handlers only adapt: parse, call `tools::*`, serialise.
+//! replace, `/prompts`, `/health`, and the MCP streamable-HTTP service mounted at
+//! `/mcp`. A middleware authenticates every request except the open ones; handlers only
+//! adapt: parse, call `tools::*`, serialise.
 
 mod error;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::Uri;
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
 
+use crate::audit::{AuditEvent, CallContext, Transport};
+use crate::auth::Endpoint;
 use crate::mcp;
 use crate::tools::{self, Tools};
+
+/// Request ids are echoed back in this header (and taken from it when the client sends one).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Paths anyone may call: liveness and readiness probes and Prometheus scraping must work
+/// without credentials, and reveal no user data.
+const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
 
 /// A JSON body whose rejections become [`ApiError`]s (`{"detail": ...}`), not axum's
 /// plain-text defaults.
@@ -52,51 +64,138 @@ pub fn router(tools: Tools) -> Router {
         .route("/health", get(health))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(tools)
 }
 
+/// The request id a client sent, if it is a sane token; otherwise a new one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Authenticate the bearer token (except on open paths), attach the [`CallContext`]
+/// and echo the request id.
+async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let id = request_id(&request);
+    let transport = if path == "/mcp" || path.starts_with("/mcp/") {
+        Transport::McpHttp
+    } else {
+        Transport::Rest
+    };
+    let mut response = if OPEN_PATHS.contains(&path.as_str()) {
+        next.run(request).await
+    } else {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        let caller = match &token {
+            None => Err(ApiError::unauthorized(
+                "missing bearer token: send `Authorization: Bearer <token>`",
+                false,
+            )),
+            Some(token) => match tools.tokens.authenticate(token) {
+                Ok(Some(caller)) => Ok(caller),
+                Ok(None) => Err(ApiError::unauthorized("invalid or revoked token", true)),
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "token lookup failed");
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error; see the server log",
+                    ))
+                }
+            },
+        };
+        match caller {
+            Ok(caller) => {
+                let ctx = CallContext {
+                    caller,
+                    transport,
+                    request_id: id.clone(),
+                };
+                request.extensions_mut().insert(ctx);
+                next.run(request).await
+            }
+            Err(error) => {
+                let reason = if token.is_some() { "invalid token" } else { "missing token" };
+                tools
+                    .audit
+                    .record(AuditEvent::unauthenticated(&path, transport, &id, reason));
+                error.into_response()
+            }
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
 async fn execute_code(
     State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
     ApiJson(request): ApiJson<tools::execute::ExecuteRequest>,
 ) -> Result<Json<tools::execute::ExecuteResponse>, ApiError> {
-    Ok(Json(tools::execute::execute_code(&tools, request).await?))
+    Ok(Json(tools::execute::execute_code(&tools, &ctx, request).await?))
 }
 
 async fn lint_code(
     State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
     ApiJson(request): ApiJson<tools::lint::LintRequest>,
 ) -> Result<Json<tools::lint::LintResponse>, ApiError> {
-    Ok(Json(tools::lint::lint_code(&tools, request).await?))
+    Ok(Json(tools::lint::lint_code(&tools, &ctx, request).await?))
 }
 
 async fn run_tests(
     State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
     ApiJson(request): ApiJson<tools::test::RunTestsRequest>,
 ) -> Result<Json<tools::test::RunTestsResponse>, ApiError> {
-    Ok(Json(tools::test::run_tests(&tools, request).await?))
+    Ok(Json(tools::test::run_tests(&tools, &ctx, request).await?))
 }
 
 async fn generate_code(
     State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
     ApiJson(request): ApiJson<tools::generate::GenerateRequest>,
 ) -> Result<Json<tools::generate::GenerateResponse>, ApiError> {
-    Ok(Json(tools::generate::generate_code(&tools, request).await?))
+    Ok(Json(
+        tools::generate::generate_code(&tools, &ctx, request).await?,
+    ))
 }
 
-async fn list_prompts() -> Json<Vec<tools::prompts::PromptSummary>> {
-    Json(tools::prompts::list())
+async fn list_prompts(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+) -> Result<Json<Vec<tools::prompts::PromptSummary>>, ApiError> {
+    tools.admit(&ctx, Endpoint::Prompts)?;
+    Ok(Json(tools::prompts::list()))
 }
 
 async fn get_prompt(
     State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
     Path(slug): Path<String>,
 ) -> Result<Json<tools::prompts::Prompt>, ApiError> {
+    tools.admit(&ctx, Endpoint::Prompts)?;
     tools::prompts::get(&slug, &tools.config.sandbox.limits)
         .map(Json)
         .ok_or_else(|| {
             ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
+                StatusCode::NOT_FOUND,
                 format!("no prompt named {slug:?}; GET /prompts lists them"),
             )
         })
@@ -110,6 +209,7 @@ async fn health(State(tools): State<Tools>) -> Json<Value> {
         "timestamp": chrono::Utc::now().to_rfc3339(),
         "neo4j": "not configured",
         "sandbox": tools.sandbox.status(),
+        "cache": tools.cache.stats(),
     }))
 }
 

@@ -19,6 +19,8 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{Json, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::json;
 
+use crate::audit::{CallContext, Transport};
+use crate::auth::{Caller, Endpoint};
 use crate::tools::{self, ToolError, Tools};
 
 /// Instructions sent to MCP clients at initialisation.
@@ -33,6 +35,7 @@ The prompts (and the sandgraph://prompts/* resources) explain each tool and the 
 #[derive(Clone)]
 pub struct SandgraphMcp {
     tools: Tools,
+    transport: Transport,
     tool_router: ToolRouter<Self>,
 }
 
@@ -43,6 +46,8 @@ fn tool_error(err: ToolError) -> CallToolResult {
         ToolError::Invalid { .. } => ("invalid_argument", err.to_string()),
         ToolError::TooLarge { .. } => ("too_large", err.to_string()),
         ToolError::Busy { .. } => ("busy", err.to_string()),
+        ToolError::Forbidden { .. } => ("forbidden", err.to_string()),
+        ToolError::RateLimited { .. } => ("rate_limited", err.to_string()),
         ToolError::Internal(inner) => {
             tracing::error!(error = format!("{inner:#}"), "tool failed");
             ("internal", "internal error; see the server log".to_owned())
@@ -52,17 +57,52 @@ fn tool_error(err: ToolError) -> CallToolResult {
     if let ToolError::Invalid { field, .. } = &err {
         body["field"] = json!(field);
     }
+    if let ToolError::RateLimited {
+        retry_after_seconds,
+    } = &err
+    {
+        body["retry_after_seconds"] = json!(retry_after_seconds);
+    }
     CallToolResult::error(vec![ContentBlock::text(body.to_string())])
 }
 
 #[tool_router]
 impl SandgraphMcp {
-    /// A handler over `tools`.
-    pub fn new(tools: Tools) -> Self {
+    /// A handler over `tools` for calls arriving on `transport`.
+    pub fn new(tools: Tools, transport: Transport) -> Self {
         Self {
             tools,
+            transport,
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// Who is calling: on streamable HTTP, the caller the HTTP middleware authenticated
+    /// (carried in the request parts); on stdio, the local user who started the process.
+    fn call_context(&self, context: &RequestContext<RoleServer>) -> Result<CallContext, CallToolResult> {
+        if self.transport == Transport::McpStdio {
+            return Ok(CallContext::new(Caller::local_user(), Transport::McpStdio));
+        }
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CallContext>())
+            .cloned()
+            .ok_or_else(|| {
+                tool_error(ToolError::Internal(anyhow::anyhow!(
+                    "MCP request without an authenticated caller"
+                )))
+            })
+    }
+
+    /// Admit a prompt/resource request (same rules as the tools).
+    fn admit_prompts(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let ctx = self
+            .call_context(context)
+            .map_err(|_| ErrorData::internal_error("no authenticated caller", None))?;
+        self.tools
+            .admit(&ctx, Endpoint::Prompts)
+            .map_err(|e| ErrorData::invalid_request(e.to_string(), None))
     }
 
     /// Run a Python or JavaScript program in a fresh sandbox.
@@ -76,8 +116,10 @@ default 8."
     async fn execute_code(
         &self,
         Parameters(request): Parameters<tools::execute::ExecuteRequest>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<tools::execute::ExecuteResponse>, CallToolResult> {
-        tools::execute::execute_code(&self.tools, request)
+        let ctx = self.call_context(&context)?;
+        tools::execute::execute_code(&self.tools, &ctx, request)
             .await
             .map(Json)
             .map_err(tool_error)
@@ -93,8 +135,10 @@ syntax_error if it does not parse, and a summary (functions, classes, imports, c
     async fn lint_code(
         &self,
         Parameters(request): Parameters<tools::lint::LintRequest>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<tools::lint::LintResponse>, CallToolResult> {
-        tools::lint::lint_code(&self.tools, request)
+        let ctx = self.call_context(&context)?;
+        tools::lint::lint_code(&self.tools, &ctx, request)
             .await
             .map(Json)
             .map_err(tool_error)
@@ -111,8 +155,10 @@ output. timeout_seconds: 1-120, default 15."
     async fn run_tests(
         &self,
         Parameters(request): Parameters<tools::test::RunTestsRequest>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<tools::test::RunTestsResponse>, CallToolResult> {
-        tools::test::run_tests(&self.tools, request)
+        let ctx = self.call_context(&context)?;
+        tools::test::run_tests(&self.tools, &ctx, request)
             .await
             .map(Json)
             .map_err(tool_error)
@@ -127,8 +173,10 @@ be given; no include/import of files; bounded render time and 1 MiB output)."
     async fn generate_code(
         &self,
         Parameters(request): Parameters<tools::generate::GenerateRequest>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<tools::generate::GenerateResponse>, CallToolResult> {
-        tools::generate::generate_code(&self.tools, request)
+        let ctx = self.call_context(&context)?;
+        tools::generate::generate_code(&self.tools, &ctx, request)
             .await
             .map(Json)
             .map_err(tool_error)
@@ -145,8 +193,9 @@ impl ServerHandler for SandgraphMcp {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        self.admit_prompts(&context)?;
         let prompts = tools::prompts::list()
             .into_iter()
             .map(|p| {
@@ -161,8 +210,9 @@ impl ServerHandler for SandgraphMcp {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        self.admit_prompts(&context)?;
         let prompt = tools::prompts::get(&request.name, &self.tools.config.sandbox.limits)
             .ok_or_else(|| {
                 ErrorData::invalid_params(format!("no prompt named {:?}", request.name), None)
@@ -177,8 +227,9 @@ impl ServerHandler for SandgraphMcp {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        self.admit_prompts(&context)?;
         let resources = tools::prompts::list()
             .into_iter()
             .map(|p| {
@@ -194,8 +245,9 @@ impl ServerHandler for SandgraphMcp {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        self.admit_prompts(&context)?;
         let prompt = request
             .uri
             .strip_prefix("sandgraph://prompts/")
@@ -231,7 +283,7 @@ pub fn streamable_http_service(
         .with_allowed_hosts(allowed_hosts)
         .with_max_request_body_bytes(tools.config.max_code_bytes * 4 + (1 << 20));
     StreamableHttpService::new(
-        move || Ok(SandgraphMcp::new(tools.clone())),
+        move || Ok(SandgraphMcp::new(tools.clone(), Transport::McpHttp)),
         Arc::new(LocalSessionManager::default()),
         config,
     )
@@ -239,7 +291,7 @@ pub fn streamable_http_service(
 
 /// Serve MCP on stdin/stdout until the client disconnects.
 pub async fn serve_stdio(tools: Tools) -> anyhow::Result<()> {
-    let service = SandgraphMcp::new(tools)
+    let service = SandgraphMcp::new(tools, Transport::McpStdio)
         .serve(rmcp::transport::stdio())
         .await?;
     service.waiting().await?;

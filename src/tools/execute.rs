@@ -5,8 +5,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ToolError, Tools, code_hash, new_id};
-use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits};
+use super::{CachedResult, ToolError, Tools, code_hash, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
+use crate::sandbox::{ExitReason, Language, LimitOverrides, RunOutput, SandboxLimits};
 
 /// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
 pub const TIMEOUT_RANGE: (f64, f64) = (0.5, 60.0);
@@ -28,6 +30,9 @@ pub struct ExecuteRequest {
     /// Optional tighter or looser (up to the server's ceilings) resource limits.
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// Set to false to skip the result cache (and in-flight sharing). Default true.
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 pub(crate) fn default_language() -> String {
@@ -61,6 +66,8 @@ pub struct ExecuteResponse {
     pub stderr_bytes: u64,
     /// The limits the run had.
     pub limits: SandboxLimits,
+    /// Whether this answer came from the result cache (no new run).
+    pub cached: bool,
 }
 
 /// Parse and check a language name.
@@ -95,8 +102,10 @@ pub fn parse_timeout(
 /// Run the request's code in the sandbox.
 pub async fn execute_code(
     tools: &Tools,
+    ctx: &CallContext,
     request: ExecuteRequest,
 ) -> Result<ExecuteResponse, ToolError> {
+    tools.admit(ctx, Endpoint::ExecuteCode)?;
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
     let timeout = parse_timeout(
@@ -109,24 +118,43 @@ pub async fn execute_code(
         .sandbox
         .limits
         .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
-    let output = tools
-        .sandbox
-        .execute(language, &request.code, limits)
+    let key = (language, &request.code, limits);
+    let run = || async {
+        let output = tools.sandbox.execute(language, &request.code, limits).await?;
+        Ok(CachedResult::Execute(response(language, &request.code, output)))
+    };
+    let use_cache = request.cache.unwrap_or(true);
+    let (result, cached) = tools
+        .cached(ctx, Endpoint::ExecuteCode, use_cache, &key, run)
         .await?;
-    Ok(ExecuteResponse {
+    match result {
+        CachedResult::Execute(mut response) => {
+            response.id = new_id();
+            response.cached = cached;
+            Ok(response)
+        }
+        _ => Err(ToolError::Internal(anyhow::anyhow!(
+            "cache returned another tool's result"
+        ))),
+    }
+}
+
+fn response(language: Language, code: &str, output: RunOutput) -> ExecuteResponse {
+    ExecuteResponse {
         id: new_id(),
         return_code: output.exit_code,
         stdout: output.stdout,
         stderr: output.stderr,
         duration_seconds: output.duration.as_secs_f64(),
         language,
-        code_hash: code_hash(&request.code),
+        code_hash: code_hash(code),
         exit_reason: output.exit_reason,
         truncated: output.truncated,
         stdout_bytes: output.stdout_bytes,
         stderr_bytes: output.stderr_bytes,
         limits: output.limits,
-    })
+        cached: false,
+    }
 }
 
 #[cfg(test)]

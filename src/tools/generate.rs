@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{ToolError, Tools, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
 
 /// Template instructions one render may execute: far beyond any real code template,
 /// far below a loop of a billion iterations.
@@ -160,8 +162,10 @@ impl std::io::Write for FmtWriter<'_> {
 /// Render the request's template.
 pub async fn generate_code(
     tools: &Tools,
+    ctx: &CallContext,
     request: GenerateRequest,
 ) -> Result<GenerateResponse, ToolError> {
+    tools.admit(ctx, Endpoint::GenerateCode)?;
     tools.check_size("template", &request.template)?;
     if request.language.is_empty() || request.language.len() > 32 {
         return Err(ToolError::invalid(

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::execute::parse_language;
-use super::{ToolError, Tools, code_hash, new_id};
+use super::{CachedResult, ToolError, Tools, code_hash, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
 use crate::sandbox::{ExitReason, Language};
 
 /// How long linting may take: it runs no user code, so only pathological input is slow.
@@ -25,6 +27,9 @@ pub struct LintRequest {
     /// Linter settings; all optional.
     #[serde(default)]
     pub options: Option<LintOptions>,
+    /// Set to false to skip the result cache. Default true.
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 /// Linter settings (flake8 semantics).
@@ -131,10 +136,17 @@ pub struct LintResponse {
     pub syntax_error: Option<SyntaxErrorInfo>,
     /// Time the lint took, in seconds.
     pub duration_seconds: f64,
+    /// Whether this answer came from the result cache.
+    pub cached: bool,
 }
 
 /// Lint the request's code inside the guest.
-pub async fn lint_code(tools: &Tools, request: LintRequest) -> Result<LintResponse, ToolError> {
+pub async fn lint_code(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: LintRequest,
+) -> Result<LintResponse, ToolError> {
+    tools.admit(ctx, Endpoint::LintCode)?;
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
     if language != Language::Python {
@@ -153,10 +165,33 @@ pub async fn lint_code(tools: &Tools, request: LintRequest) -> Result<LintRespon
         .sandbox
         .limits
         .resolve(Some(LINT_TIMEOUT), &Default::default())?;
-    let (output, report) = tools
-        .sandbox
-        .lint_python(&request.code, &options, limits)
+    let key = (&request.code, &options);
+    let run = || async {
+        lint_in_guest(tools, &request.code, &options, limits)
+            .await
+            .map(CachedResult::Lint)
+    };
+    let (result, cached) = tools
+        .cached(ctx, Endpoint::LintCode, request.cache.unwrap_or(true), &key, run)
         .await?;
+    match result {
+        CachedResult::Lint(mut response) => {
+            response.id = new_id();
+            response.cached = cached;
+            Ok(response)
+        }
+        _ => Err(ToolError::Internal(anyhow::anyhow!("cache returned another tool's result"))),
+    }
+}
+
+async fn lint_in_guest(
+    tools: &Tools,
+    code: &str,
+    options: &str,
+    limits: crate::sandbox::SandboxLimits,
+) -> Result<LintResponse, ToolError> {
+    let language = Language::Python;
+    let (output, report) = tools.sandbox.lint_python(code, options, limits).await?;
     let Some(report) = report else {
         return Err(match output.exit_reason {
             ExitReason::Timeout | ExitReason::MemoryLimit => {
@@ -174,7 +209,7 @@ pub async fn lint_code(tools: &Tools, request: LintRequest) -> Result<LintRespon
         serde_json::from_str(&report).map_err(|e| ToolError::Internal(e.into()))?;
     Ok(LintResponse {
         id: new_id(),
-        code_hash: code_hash(&request.code),
+        code_hash: code_hash(code),
         language,
         functions: report.functions,
         classes: report.classes,
@@ -186,5 +221,6 @@ pub async fn lint_code(tools: &Tools, request: LintRequest) -> Result<LintRespon
         function_complexity: report.function_complexity,
         syntax_error: report.syntax_error,
         duration_seconds: output.duration.as_secs_f64(),
+        cached: false,
     })
 }

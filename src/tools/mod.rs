@@ -12,8 +12,23 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::audit::{AuditDecision, AuditEvent, AuditSink, CallContext};
+use crate::auth::{Endpoint, TokenStore};
+use crate::cache::{CacheKey, Provenance, ResultCache};
 use crate::config::Config;
-use crate::sandbox::{LimitTooHigh, Sandbox, SandboxError};
+use crate::rate_limit::{RateLimits, retry_after_seconds};
+use crate::sandbox::{ExitReason, LimitTooHigh, Sandbox, SandboxError};
+
+/// A result the cache can hold.
+#[derive(Debug, Clone)]
+pub enum CachedResult {
+    /// `execute_code`
+    Execute(execute::ExecuteResponse),
+    /// `lint_code`
+    Lint(lint::LintResponse),
+    /// `run_tests`
+    Tests(test::RunTestsResponse),
+}
 
 /// Shared state every tool call gets; cheap to clone.
 #[derive(Clone)]
@@ -22,12 +37,97 @@ pub struct Tools {
     pub sandbox: Sandbox,
     /// The server configuration.
     pub config: Arc<Config>,
+    /// Bearer tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Per-caller rate limits.
+    pub rate_limits: Arc<RateLimits>,
+    /// The result cache.
+    pub cache: Arc<ResultCache<CachedResult>>,
+    /// Where access decisions go.
+    pub audit: Arc<dyn AuditSink>,
 }
 
 impl Tools {
-    /// Bundle the sandbox and configuration.
-    pub fn new(sandbox: Sandbox, config: Arc<Config>) -> Self {
-        Self { sandbox, config }
+    /// Bundle the parts every tool needs.
+    pub fn new(
+        sandbox: Sandbox,
+        config: Arc<Config>,
+        tokens: Arc<TokenStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            rate_limits: Arc::new(RateLimits::new(&config.rate_limits)?),
+            cache: Arc::new(ResultCache::new(&config.cache)),
+            sandbox,
+            config,
+            tokens,
+            audit,
+        })
+    }
+
+    /// Decide whether the call may proceed: the caller's role, then its rate limit.
+    /// Every decision is recorded as an audit event.
+    pub fn admit(&self, ctx: &CallContext, endpoint: Endpoint) -> Result<(), ToolError> {
+        if !ctx.caller.may(endpoint) {
+            let detail = format!(
+                "role {} may not call {}; it needs {} or higher",
+                ctx.caller.role.as_str(),
+                endpoint.name(),
+                endpoint.required_role().as_str()
+            );
+            self.audit.record(AuditEvent::new(
+                ctx,
+                endpoint.name(),
+                AuditDecision::Forbidden,
+                Some(detail.clone()),
+            ));
+            return Err(ToolError::Forbidden { detail });
+        }
+        if let Err(wait) = self.rate_limits.check(endpoint, &ctx.caller.id) {
+            let retry_after = retry_after_seconds(wait);
+            self.audit.record(AuditEvent::new(
+                ctx,
+                endpoint.name(),
+                AuditDecision::RateLimited,
+                Some(format!("retry after {retry_after} s")),
+            ));
+            return Err(ToolError::RateLimited {
+                retry_after_seconds: retry_after,
+            });
+        }
+        self.audit
+            .record(AuditEvent::new(ctx, endpoint.name(), AuditDecision::Allowed, None));
+        Ok(())
+    }
+
+    /// Run `compute` through the result cache unless `use_cache` is false. Results whose
+    /// `exit_reason` is `timeout` are never stored (they depend on machine load); every
+    /// other finished result is deterministic for its key and is stored.
+    pub(crate) async fn cached<Fut>(
+        &self,
+        ctx: &CallContext,
+        endpoint: Endpoint,
+        use_cache: bool,
+        key_inputs: &impl serde::Serialize,
+        compute: impl FnOnce() -> Fut,
+    ) -> Result<(CachedResult, bool), ToolError>
+    where
+        Fut: std::future::Future<Output = Result<CachedResult, ToolError>>,
+    {
+        if !use_cache {
+            return compute().await.map(|r| (r, false));
+        }
+        let key = CacheKey::of(&(endpoint.name(), self.sandbox.build_id(), key_inputs));
+        let (result, provenance) = self
+            .cache
+            .get_or_compute(key, admit_to_cache, compute)
+            .await?;
+        let cached = provenance == Provenance::Cached;
+        if cached {
+            self.audit
+                .record(AuditEvent::new(ctx, endpoint.name(), AuditDecision::CacheHit, None));
+        }
+        Ok((result, cached))
     }
 
     /// Refuse source text over the configured size limit.
@@ -43,6 +143,19 @@ impl Tools {
         }
         Ok(())
     }
+}
+
+/// Whether a result may be cached, and its size in bytes.
+fn admit_to_cache(result: &CachedResult) -> Option<usize> {
+    let (reason, bytes) = match result {
+        CachedResult::Execute(r) => (r.exit_reason, serde_json::to_vec(r).map(|v| v.len())),
+        CachedResult::Lint(r) => (ExitReason::Ok, serde_json::to_vec(r).map(|v| v.len())),
+        CachedResult::Tests(r) => (r.exit_reason, serde_json::to_vec(r).map(|v| v.len())),
+    };
+    if reason == ExitReason::Timeout {
+        return None;
+    }
+    bytes.ok()
 }
 
 /// Why a tool call was refused or failed. Each variant maps to one HTTP status and to an
@@ -62,6 +175,18 @@ pub enum ToolError {
     TooLarge {
         /// Which input and the limit.
         detail: String,
+    },
+    /// The caller's role lacks the right (HTTP 403).
+    #[error("{detail}")]
+    Forbidden {
+        /// Which role is needed.
+        detail: String,
+    },
+    /// The caller is over its rate limit for this endpoint (HTTP 429).
+    #[error("Rate limit exceeded; retry in {retry_after_seconds} s")]
+    RateLimited {
+        /// Seconds until the next call is allowed.
+        retry_after_seconds: u64,
     },
     /// The server is saturated; retry (HTTP 503).
     #[error("{detail}")]

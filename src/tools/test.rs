@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::execute::{parse_language, parse_timeout};
-use super::{ToolError, Tools, code_hash, new_id};
+use super::{CachedResult, ToolError, Tools, code_hash, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
 use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits, ScratchFile};
 
 /// Smallest and largest `timeout_seconds` (the old platform's contract).
@@ -39,6 +41,9 @@ pub struct RunTestsRequest {
     /// Optional resource limits (up to the server's ceilings).
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// Set to false to skip the result cache. Default true.
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 fn default_framework() -> String {
@@ -113,6 +118,8 @@ pub struct RunTestsResponse {
     pub tests: Vec<TestResult>,
     /// The limits the run had.
     pub limits: SandboxLimits,
+    /// Whether this answer came from the result cache.
+    pub cached: bool,
 }
 
 /// A valid Python module name for `module_name`.
@@ -134,8 +141,10 @@ fn check_module_name(name: &str) -> Result<(), ToolError> {
 /// Run the request's tests inside the guest.
 pub async fn run_tests(
     tools: &Tools,
+    ctx: &CallContext,
     request: RunTestsRequest,
 ) -> Result<RunTestsResponse, ToolError> {
+    tools.admit(ctx, Endpoint::RunTests)?;
     tools.check_size("code", &request.code)?;
     if let Some(tests) = &request.tests {
         tools.check_size("tests", tests)?;
@@ -197,7 +206,34 @@ pub async fn run_tests(
     };
     let test_file = files.last().map(|f| f.name.clone()).unwrap_or_default();
     let args = vec!["-q".to_owned(), "--tb=short".to_owned(), test_file];
-    let (output, report) = tools.sandbox.run_pytest(&files, args, limits).await?;
+    let key = (&files_key(&files), &args, limits);
+    let run = || async {
+        let (output, report) = tools.sandbox.run_pytest(&files, args.clone(), limits).await?;
+        response(language, hash.clone(), output, report).map(CachedResult::Tests)
+    };
+    let (result, cached) = tools
+        .cached(ctx, Endpoint::RunTests, request.cache.unwrap_or(true), &key, run)
+        .await?;
+    match result {
+        CachedResult::Tests(mut response) => {
+            response.id = new_id();
+            response.cached = cached;
+            Ok(response)
+        }
+        _ => Err(ToolError::Internal(anyhow::anyhow!("cache returned another tool's result"))),
+    }
+}
+
+fn files_key(files: &[ScratchFile]) -> Vec<(&str, &str)> {
+    files.iter().map(|f| (f.name.as_str(), f.contents.as_str())).collect()
+}
+
+fn response(
+    language: Language,
+    hash: String,
+    output: crate::sandbox::RunOutput,
+    report: Option<String>,
+) -> Result<RunTestsResponse, ToolError> {
     let report = match report {
         Some(text) => serde_json::from_str::<GuestTestReport>(&text)
             .map_err(|e| ToolError::Internal(anyhow::anyhow!("bad test report: {e}")))?,
@@ -220,5 +256,6 @@ pub async fn run_tests(
         summary: report.summary,
         tests: report.tests,
         limits: output.limits,
+        cached: false,
     })
 }

@@ -16,8 +16,10 @@ pub struct TestServer {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    /// HTTP client for it.
+    /// HTTP client for it, sending the admin token.
     pub http: reqwest::Client,
+    /// The bootstrap admin token the server was started with.
+    pub admin_token: String,
     _data_dir: tempfile::TempDir,
 }
 
@@ -34,6 +36,8 @@ impl TestServer {
     /// Start a server with extra environment variables.
     pub fn spawn_with(env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp data dir");
+        let admin_token = format!("sg_test_admin_{}", std::process::id())
+            + &format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
         let root = repo_root();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
         command
@@ -45,6 +49,7 @@ impl TestServer {
                 root.join("target/test-compiled-guests"),
             )
             .env("RUST_LOG", "warn")
+            .env("SANDGRAPH_ADMIN_TOKEN", &admin_token)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (key, value) in env {
@@ -64,16 +69,30 @@ impl TestServer {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("http client");
+        let http = client_with_token(&admin_token);
         Self {
             child,
             base,
             http,
+            admin_token,
             _data_dir: data_dir,
         }
+    }
+
+    /// Run `sandgraph token create` against this server's database; returns the token.
+    pub fn create_token(&self, role: &str, name: &str) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_sandgraph"))
+            .args(["token", "create", "--role", role, "--name", name])
+            .env("SANDGRAPH_DATA_DIR", self._data_dir.path())
+            .output()
+            .expect("sandgraph token create");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The data directory (for running admin commands against it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
     }
 
     /// The URL of `path`.
@@ -125,6 +144,20 @@ impl TestServer {
             "server no longer runs code: {result}"
         );
     }
+}
+
+/// An HTTP client that sends `token` as its bearer token.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
 }
 
 impl Drop for TestServer {

@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SANDGRAPH_BIN", ROOT / "target" / "debug" / "sandgraph"))
 
 
+ADMIN_TOKEN = "sg_python_test_admin_token_" + os.urandom(8).hex()
+
+
 def server_env(data_dir: str) -> dict:
-    """Environment for a test server: its own data dir, the shared compiled-guest cache."""
+    """Environment for a test server: its own data dir, the shared compiled-guest cache,
+    and a known admin token."""
     env = dict(os.environ)
     env.update(
+        SANDGRAPH_ADMIN_TOKEN=ADMIN_TOKEN,
         SANDGRAPH_DATA_DIR=data_dir,
         SANDGRAPH_GUEST_DIR=str(ROOT / "build" / "guest"),
         SANDGRAPH_COMPILED_CACHE_DIR=str(ROOT / "target" / "test-compiled-guests"),

@@ -8,9 +8,9 @@ import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from conftest import server_env
+from conftest import ADMIN_TOKEN, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -31,8 +31,12 @@ async def stdio_session(binary, data_dir):
 
 
 @asynccontextmanager
-async def http_session(base_url):
-    async with streamable_http_client(f"{base_url}/mcp") as streams:
+async def http_session(base_url, token=ADMIN_TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    http_client = create_mcp_http_client(headers=headers)
+    async with http_client, streamable_http_client(
+        f"{base_url}/mcp", http_client=http_client
+    ) as streams:
         async with ClientSession(streams[0], streams[1]) as session:
             await session.initialize()
             yield session
