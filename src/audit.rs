@@ -83,7 +83,12 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event for an identified call.
-    pub fn new(ctx: &CallContext, endpoint: &str, decision: AuditDecision, detail: Option<String>) -> Self {
+    pub fn new(
+        ctx: &CallContext,
+        endpoint: &str,
+        decision: AuditDecision,
+        detail: Option<String>,
+    ) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             at: chrono::Utc::now().to_rfc3339(),
@@ -99,7 +104,12 @@ impl AuditEvent {
     }
 
     /// An event for a call with no valid token.
-    pub fn unauthenticated(endpoint: &str, transport: Transport, request_id: &str, detail: &str) -> Self {
+    pub fn unauthenticated(
+        endpoint: &str,
+        transport: Transport,
+        request_id: &str,
+        detail: &str,
+    ) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             at: chrono::Utc::now().to_rfc3339(),

@@ -13,7 +13,17 @@ use subtle::ConstantTimeEq;
 
 /// What a caller may do. Ordered: each role has every right of the ones before it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -68,11 +78,13 @@ pub enum Endpoint {
     AuditLog,
     /// prompts and resources
     Prompts,
+    /// token management (`/admin/tokens`)
+    Tokens,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::ExecuteCode,
         Endpoint::LintCode,
         Endpoint::RunTests,
@@ -82,6 +94,7 @@ impl Endpoint {
         Endpoint::History,
         Endpoint::AuditLog,
         Endpoint::Prompts,
+        Endpoint::Tokens,
     ];
 
     /// The name used in config keys, metrics and audit events.
@@ -96,6 +109,7 @@ impl Endpoint {
             Endpoint::History => "history",
             Endpoint::AuditLog => "audit_log",
             Endpoint::Prompts => "prompts",
+            Endpoint::Tokens => "tokens",
         }
     }
 
@@ -109,7 +123,7 @@ impl Endpoint {
             | Endpoint::GraphQuery
             | Endpoint::Prompts => Role::Agent,
             Endpoint::GraphUpsert | Endpoint::History => Role::Developer,
-            Endpoint::AuditLog => Role::Admin,
+            Endpoint::AuditLog | Endpoint::Tokens => Role::Admin,
         }
     }
 }

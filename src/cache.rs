@@ -216,12 +216,20 @@ mod tests {
         }
     }
 
-    async fn get(cache: &ResultCache<String>, key: &str, runs: &AtomicUsize) -> (String, Provenance) {
+    async fn get(
+        cache: &ResultCache<String>,
+        key: &str,
+        runs: &AtomicUsize,
+    ) -> (String, Provenance) {
         cache
-            .get_or_compute::<(), _>(CacheKey::of(&key), |v| Some(v.len()), || async {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Ok(format!("value-{key}"))
-            })
+            .get_or_compute::<(), _>(
+                CacheKey::of(&key),
+                |v| Some(v.len()),
+                || async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(format!("value-{key}"))
+                },
+            )
             .await
             .unwrap()
     }
@@ -271,11 +279,15 @@ mod tests {
             let (cache, runs) = (cache.clone(), runs.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_compute::<(), _>(CacheKey::of(&"same"), |_| None, || async {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok("v".to_owned())
-                    })
+                    .get_or_compute::<(), _>(
+                        CacheKey::of(&"same"),
+                        |_| None,
+                        || async {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok("v".to_owned())
+                        },
+                    )
                     .await
                     .unwrap()
             }));

@@ -200,9 +200,14 @@ impl Config {
             self.rate_limits.default = v;
         }
         for endpoint in crate::auth::Endpoint::ALL {
-            let key = format!("SANDGRAPH_RATE_LIMIT_{}", endpoint.name().to_ascii_uppercase());
+            let key = format!(
+                "SANDGRAPH_RATE_LIMIT_{}",
+                endpoint.name().to_ascii_uppercase()
+            );
             if let Some(v) = var(&key) {
-                self.rate_limits.endpoints.insert(endpoint.name().to_owned(), v);
+                self.rate_limits
+                    .endpoints
+                    .insert(endpoint.name().to_owned(), v);
             }
         }
         if let Some(v) = var("SANDGRAPH_CACHE_MAX_ENTRIES") {

@@ -102,9 +102,8 @@ fn manage_tokens(config: &Config, action: &TokenAction) -> anyhow::Result<()> {
     let tokens = TokenStore::open(&config.database_path())?;
     match action {
         TokenAction::Create { role, name } => {
-            let role = Role::parse(role).with_context(|| {
-                format!("unknown role {role:?}; use agent, developer or admin")
-            })?;
+            let role = Role::parse(role)
+                .with_context(|| format!("unknown role {role:?}; use agent, developer or admin"))?;
             let (info, token) = tokens.create(name, role)?;
             eprintln!(
                 "created {} token {} ({}); it is shown only now:",
@@ -115,7 +114,10 @@ fn manage_tokens(config: &Config, action: &TokenAction) -> anyhow::Result<()> {
             println!("{token}");
         }
         TokenAction::List => {
-            println!("{:<12}  {:<9}  {:<25}  {:<32}  name", "id", "role", "created", "revoked");
+            println!(
+                "{:<12}  {:<9}  {:<25}  {:<32}  name",
+                "id", "role", "created", "revoked"
+            );
             for t in tokens.list()? {
                 println!(
                     "{:<12}  {:<9}  {:<25}  {:<32}  {}",

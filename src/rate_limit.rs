@@ -50,7 +50,10 @@ impl RateLimits {
         for name in settings.endpoints.keys() {
             if !Endpoint::ALL.iter().any(|e| e.name() == name) {
                 let known: Vec<_> = Endpoint::ALL.iter().map(|e| e.name()).collect();
-                anyhow::bail!("rate limit for unknown endpoint {name:?}; known: {}", known.join(", "));
+                anyhow::bail!(
+                    "rate limit for unknown endpoint {name:?}; known: {}",
+                    known.join(", ")
+                );
             }
         }
         let default = parse_quota(&settings.default)?;

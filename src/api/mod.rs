@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 pub use error::ApiError;
 
 use crate::audit::{AuditEvent, CallContext, Transport};
-use crate::auth::Endpoint;
+use crate::auth::{Endpoint, Role};
 use crate::mcp;
 use crate::tools::{self, Tools};
 
@@ -61,6 +61,8 @@ pub fn router(tools: Tools) -> Router {
         .route("/generate_code", post(generate_code))
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
+        .route("/admin/tokens", get(list_tokens).post(create_token))
+        .route("/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/health", get(health))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
@@ -97,7 +99,10 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
@@ -129,7 +134,11 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                 next.run(request).await
             }
             Err(error) => {
-                let reason = if token.is_some() { "invalid token" } else { "missing token" };
+                let reason = if token.is_some() {
+                    "invalid token"
+                } else {
+                    "missing token"
+                };
                 tools
                     .audit
                     .record(AuditEvent::unauthenticated(&path, transport, &id, reason));
@@ -148,7 +157,9 @@ async fn execute_code(
     Extension(ctx): Extension<CallContext>,
     ApiJson(request): ApiJson<tools::execute::ExecuteRequest>,
 ) -> Result<Json<tools::execute::ExecuteResponse>, ApiError> {
-    Ok(Json(tools::execute::execute_code(&tools, &ctx, request).await?))
+    Ok(Json(
+        tools::execute::execute_code(&tools, &ctx, request).await?,
+    ))
 }
 
 async fn lint_code(
@@ -199,6 +210,69 @@ async fn get_prompt(
                 format!("no prompt named {slug:?}; GET /prompts lists them"),
             )
         })
+}
+
+async fn list_tokens(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+) -> Result<Json<Vec<crate::auth::TokenInfo>>, ApiError> {
+    tools.admit(&ctx, Endpoint::Tokens)?;
+    Ok(Json(tools.tokens.list().map_err(internal)?))
+}
+
+/// `POST /admin/tokens` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    role: String,
+    name: String,
+}
+
+async fn create_token(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    ApiJson(request): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    tools.admit(&ctx, Endpoint::Tokens)?;
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        ApiError::from(crate::tools::ToolError::invalid(
+            "role",
+            format!(
+                "unknown role {:?}; use agent, developer or admin",
+                request.role
+            ),
+        ))
+    })?;
+    if request.name.is_empty() || request.name.len() > 100 {
+        return Err(
+            crate::tools::ToolError::invalid("name", "name must be 1 to 100 characters").into(),
+        );
+    }
+    let (info, token) = tools.tokens.create(&request.name, role).map_err(internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "info": info })),
+    ))
+}
+
+async fn revoke_token(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    tools.admit(&ctx, Endpoint::Tokens)?;
+    if tools.tokens.revoke(&id).map_err(internal)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no active token with id {id:?}"),
+        ))
+    }
+}
+
+fn internal(err: anyhow::Error) -> ApiError {
+    ApiError::from(crate::tools::ToolError::Internal(err))
 }
 
 async fn health(State(tools): State<Tools>) -> Json<Value> {

@@ -79,7 +79,10 @@ impl SandgraphMcp {
 
     /// Who is calling: on streamable HTTP, the caller the HTTP middleware authenticated
     /// (carried in the request parts); on stdio, the local user who started the process.
-    fn call_context(&self, context: &RequestContext<RoleServer>) -> Result<CallContext, CallToolResult> {
+    fn call_context(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallContext, CallToolResult> {
         if self.transport == Transport::McpStdio {
             return Ok(CallContext::new(Caller::local_user(), Transport::McpStdio));
         }

@@ -120,8 +120,15 @@ pub async fn execute_code(
         .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
     let key = (language, &request.code, limits);
     let run = || async {
-        let output = tools.sandbox.execute(language, &request.code, limits).await?;
-        Ok(CachedResult::Execute(response(language, &request.code, output)))
+        let output = tools
+            .sandbox
+            .execute(language, &request.code, limits)
+            .await?;
+        Ok(CachedResult::Execute(response(
+            language,
+            &request.code,
+            output,
+        )))
     };
     let use_cache = request.cache.unwrap_or(true);
     let (result, cached) = tools

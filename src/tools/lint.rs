@@ -172,7 +172,13 @@ pub async fn lint_code(
             .map(CachedResult::Lint)
     };
     let (result, cached) = tools
-        .cached(ctx, Endpoint::LintCode, request.cache.unwrap_or(true), &key, run)
+        .cached(
+            ctx,
+            Endpoint::LintCode,
+            request.cache.unwrap_or(true),
+            &key,
+            run,
+        )
         .await?;
     match result {
         CachedResult::Lint(mut response) => {
@@ -180,7 +186,9 @@ pub async fn lint_code(
             response.cached = cached;
             Ok(response)
         }
-        _ => Err(ToolError::Internal(anyhow::anyhow!("cache returned another tool's result"))),
+        _ => Err(ToolError::Internal(anyhow::anyhow!(
+            "cache returned another tool's result"
+        ))),
     }
 }
 

@@ -95,8 +95,12 @@ impl Tools {
                 retry_after_seconds: retry_after,
             });
         }
-        self.audit
-            .record(AuditEvent::new(ctx, endpoint.name(), AuditDecision::Allowed, None));
+        self.audit.record(AuditEvent::new(
+            ctx,
+            endpoint.name(),
+            AuditDecision::Allowed,
+            None,
+        ));
         Ok(())
     }
 
@@ -124,8 +128,12 @@ impl Tools {
             .await?;
         let cached = provenance == Provenance::Cached;
         if cached {
-            self.audit
-                .record(AuditEvent::new(ctx, endpoint.name(), AuditDecision::CacheHit, None));
+            self.audit.record(AuditEvent::new(
+                ctx,
+                endpoint.name(),
+                AuditDecision::CacheHit,
+                None,
+            ));
         }
         Ok((result, cached))
     }

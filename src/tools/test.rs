@@ -208,11 +208,20 @@ pub async fn run_tests(
     let args = vec!["-q".to_owned(), "--tb=short".to_owned(), test_file];
     let key = (&files_key(&files), &args, limits);
     let run = || async {
-        let (output, report) = tools.sandbox.run_pytest(&files, args.clone(), limits).await?;
+        let (output, report) = tools
+            .sandbox
+            .run_pytest(&files, args.clone(), limits)
+            .await?;
         response(language, hash.clone(), output, report).map(CachedResult::Tests)
     };
     let (result, cached) = tools
-        .cached(ctx, Endpoint::RunTests, request.cache.unwrap_or(true), &key, run)
+        .cached(
+            ctx,
+            Endpoint::RunTests,
+            request.cache.unwrap_or(true),
+            &key,
+            run,
+        )
         .await?;
     match result {
         CachedResult::Tests(mut response) => {
@@ -220,12 +229,17 @@ pub async fn run_tests(
             response.cached = cached;
             Ok(response)
         }
-        _ => Err(ToolError::Internal(anyhow::anyhow!("cache returned another tool's result"))),
+        _ => Err(ToolError::Internal(anyhow::anyhow!(
+            "cache returned another tool's result"
+        ))),
     }
 }
 
 fn files_key(files: &[ScratchFile]) -> Vec<(&str, &str)> {
-    files.iter().map(|f| (f.name.as_str(), f.contents.as_str())).collect()
+    files
+        .iter()
+        .map(|f| (f.name.as_str(), f.contents.as_str()))
+        .collect()
 }
 
 fn response(

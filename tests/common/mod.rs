@@ -35,9 +35,29 @@ impl TestServer {
 
     /// Start a server with extra environment variables.
     pub fn spawn_with(env: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(env, false)
+    }
+
+    /// Start a server whose stderr (its log) goes to a file, read with [`Self::log`].
+    pub fn spawn_logged(env: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(env, true)
+    }
+
+    /// The server's log so far (only for [`Self::spawn_logged`] servers).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn spawn_inner(env: &[(&str, &str)], log_to_file: bool) -> Self {
         let data_dir = tempfile::tempdir().expect("temp data dir");
         let admin_token = format!("sg_test_admin_{}", std::process::id())
-            + &format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+            + &format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
         let root = repo_root();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
         command
@@ -54,6 +74,10 @@ impl TestServer {
             .stderr(Stdio::inherit());
         for (key, value) in env {
             command.env(key, value);
+        }
+        if log_to_file {
+            let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+            command.stderr(Stdio::from(log));
         }
         let mut child = command.spawn().expect("starting sandgraph");
         let stdout = child.stdout.take().expect("stdout piped");
