@@ -2,12 +2,12 @@
 //! hit becomes an [`AuditEvent`] handed to an [`AuditSink`]. The store writes them
 //! durably; [`LogAuditSink`] only logs them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
 
 /// Which transport a call came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// The REST API.
@@ -41,7 +41,7 @@ impl CallContext {
 }
 
 /// The kind of decision an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditDecision {
     /// The call was admitted.
@@ -57,12 +57,14 @@ pub enum AuditDecision {
 }
 
 /// One audit event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     /// Event id.
     pub id: String,
     /// RFC 3339 time.
     pub at: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
     /// Request id of the call.
     pub request_id: String,
     /// Caller id (`anonymous` when unauthenticated).
@@ -77,8 +79,17 @@ pub struct AuditEvent {
     pub transport: Transport,
     /// The decision.
     pub decision: AuditDecision,
+    /// For admitted calls: the result's outcome (`ok`, `error`, `timeout`, ...) or
+    /// `refused` when the input was rejected.
+    pub outcome: Option<String>,
     /// Extra detail (never a token or code).
     pub detail: Option<String>,
+}
+
+/// Current time as (RFC 3339, epoch milliseconds).
+pub fn now() -> (String, i64) {
+    let now = chrono::Utc::now();
+    (now.to_rfc3339(), now.timestamp_millis())
 }
 
 impl AuditEvent {
@@ -89,9 +100,11 @@ impl AuditEvent {
         decision: AuditDecision,
         detail: Option<String>,
     ) -> Self {
+        let (at, ts) = now();
         Self {
             id: uuid::Uuid::new_v4().to_string(),
-            at: chrono::Utc::now().to_rfc3339(),
+            at,
+            ts,
             request_id: ctx.request_id.clone(),
             caller_id: ctx.caller.id.clone(),
             caller_name: ctx.caller.name.clone(),
@@ -99,6 +112,7 @@ impl AuditEvent {
             endpoint: endpoint.to_owned(),
             transport: ctx.transport,
             decision,
+            outcome: None,
             detail,
         }
     }
@@ -110,9 +124,11 @@ impl AuditEvent {
         request_id: &str,
         detail: &str,
     ) -> Self {
+        let (at, ts) = now();
         Self {
             id: uuid::Uuid::new_v4().to_string(),
-            at: chrono::Utc::now().to_rfc3339(),
+            at,
+            ts,
             request_id: request_id.to_owned(),
             caller_id: "anonymous".to_owned(),
             caller_name: "anonymous".to_owned(),
@@ -120,6 +136,7 @@ impl AuditEvent {
             endpoint: endpoint.to_owned(),
             transport,
             decision: AuditDecision::Unauthenticated,
+            outcome: None,
             detail: Some(detail.to_owned()),
         }
     }

@@ -40,6 +40,27 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// The result cache.
     pub cache: CacheSettings,
+    /// Most records the Neo4j outbox may hold before calls are refused with 503.
+    pub outbox_limit: u64,
+    /// Neo4j connection; `None` means the embedded store.
+    pub neo4j: Option<Neo4jSettings>,
+}
+
+/// How to reach Neo4j.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neo4jSettings {
+    /// `bolt://host:7687` or `neo4j://...`.
+    pub uri: String,
+    /// User name.
+    #[serde(default)]
+    pub user: String,
+    /// Password.
+    #[serde(default)]
+    pub password: String,
+    /// Database name (default: the server's default database).
+    #[serde(default)]
+    pub database: Option<String>,
 }
 
 /// Rate limits: `"N/second"`, `"N/minute"` or `"N/hour"`, optionally `" burst M"`.
@@ -129,6 +150,8 @@ impl Default for Config {
             admin_token: None,
             rate_limits: RateLimitSettings::default(),
             cache: CacheSettings::default(),
+            outbox_limit: 1_000_000,
+            neo4j: None,
         }
     }
 }
@@ -218,6 +241,17 @@ impl Config {
         }
         if let Some(v) = var("SANDGRAPH_CACHE_TTL_SECONDS") {
             self.cache.ttl_seconds = parse("SANDGRAPH_CACHE_TTL_SECONDS", v)?;
+        }
+        if let Some(v) = var("SANDGRAPH_OUTBOX_LIMIT") {
+            self.outbox_limit = parse("SANDGRAPH_OUTBOX_LIMIT", v)?;
+        }
+        if let Some(uri) = var("NEO4J_URI").filter(|u| !u.is_empty()) {
+            self.neo4j = Some(Neo4jSettings {
+                uri,
+                user: var("NEO4J_USER").unwrap_or_else(|| "neo4j".to_owned()),
+                password: var("NEO4J_PASSWORD").unwrap_or_default(),
+                database: var("NEO4J_DATABASE").filter(|d| !d.is_empty()),
+            });
         }
         if let Some(v) = var("SANDGRAPH_COMPILED_CACHE_DIR") {
             self.compiled_cache_dir = Some(PathBuf::from(v));

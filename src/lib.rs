@@ -26,5 +26,6 @@ pub mod config;
 pub mod mcp;
 pub mod rate_limit;
 pub mod sandbox;
+pub mod store;
 pub mod telemetry;
 pub mod tools;

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use sandgraph::audit::LogAuditSink;
 use sandgraph::auth::{Role, TokenStore};
 use sandgraph::config::Config;
 use sandgraph::sandbox::Sandbox;
 use sandgraph::tools::Tools;
-use sandgraph::{api, mcp, telemetry};
+use sandgraph::{api, mcp, store as stores, telemetry};
 
 /// An MCP server that runs code in wasmtime sandboxes.
 ///
@@ -166,7 +165,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
         .await
         .context("loading the sandbox")??;
-    let tools = Tools::new(sandbox, config.clone(), tokens, Arc::new(LogAuditSink))?;
+    let (store, history) = stores::open(&config).await?;
+    let tools = Tools::new(sandbox, config.clone(), tokens, store, history)?;
     match command {
         Command::Serve { .. } => serve(tools, &config).await,
         Command::Mcp => mcp::serve_stdio(tools).await,

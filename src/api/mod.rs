@@ -5,8 +5,8 @@
 
 mod error;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -61,6 +61,10 @@ pub fn router(tools: Tools) -> Router {
         .route("/generate_code", post(generate_code))
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
+        .route("/execution_history", get(execution_history))
+        .route("/executions/{id}", get(get_execution))
+        .route("/code_stats/{hash}", get(code_stats))
+        .route("/audit_log", get(audit_log))
         .route("/admin/tokens", get(list_tokens).post(create_token))
         .route("/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/health", get(health))
@@ -212,6 +216,61 @@ async fn get_prompt(
         })
 }
 
+/// Query-string filters whose rejections become 422 JSON.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::from(crate::tools::ToolError::invalid("query", e.body_text())))
+}
+
+async fn execution_history(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    filter: Result<Query<crate::store::HistoryFilter>, QueryRejection>,
+) -> Result<Json<crate::store::Page<crate::store::ExecutionRecord>>, ApiError> {
+    let filter = query(filter)?;
+    Ok(Json(
+        tools::history::execution_history(&tools, &ctx, filter).await?,
+    ))
+}
+
+async fn get_execution(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::store::ExecutionRecord>, ApiError> {
+    let request = tools::history::GetExecutionRequest { id: id.clone() };
+    tools::history::get_execution(&tools, &ctx, request)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no execution with id {id:?}"),
+            )
+        })
+}
+
+async fn code_stats(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    Path(code_hash): Path<String>,
+) -> Result<Json<crate::store::CodeStats>, ApiError> {
+    let request = tools::history::CodeStatsRequest { code_hash };
+    Ok(Json(
+        tools::history::code_stats(&tools, &ctx, request).await?,
+    ))
+}
+
+async fn audit_log(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    filter: Result<Query<crate::store::AuditFilter>, QueryRejection>,
+) -> Result<Json<crate::store::Page<crate::audit::AuditEvent>>, ApiError> {
+    let filter = query(filter)?;
+    Ok(Json(tools::history::audit_log(&tools, &ctx, filter).await?))
+}
+
 async fn list_tokens(
     State(tools): State<Tools>,
     Extension(ctx): Extension<CallContext>,
@@ -281,7 +340,12 @@ async fn health(State(tools): State<Tools>) -> Json<Value> {
         "service": "sandgraph",
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": chrono::Utc::now().to_rfc3339(),
-        "neo4j": "not configured",
+        "neo4j": if tools.config.neo4j.is_some() { "configured" } else { "not configured" },
+        "store": {
+            "backend": tools.history.backend(),
+            "outbox_depth": tools.store.outbox_depth(),
+            "outbox_limit": tools.store.outbox_limit(),
+        },
         "sandbox": tools.sandbox.status(),
         "cache": tools.cache.stats(),
     }))

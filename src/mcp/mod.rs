@@ -184,6 +184,82 @@ be given; no include/import of files; bounded render time and 1 MiB output)."
             .map(Json)
             .map_err(tool_error)
     }
+    /// Execution history (developer and up).
+    #[tool(
+        name = "execution_history",
+        description = "List recorded tool runs, newest first (developer role or higher). Filters: \
+caller, tool, language, code_hash, outcome, since/until (RFC 3339); limit 1-200 (default 50); pass \
+next_cursor as cursor for the next page."
+    )]
+    async fn execution_history(
+        &self,
+        Parameters(filter): Parameters<crate::store::HistoryFilter>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::store::Page<crate::store::ExecutionRecord>>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        tools::history::execution_history(&self.tools, &ctx, filter)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// One recorded run by id.
+    #[tool(
+        name = "get_execution",
+        description = "Fetch one recorded run by its id (developer role or higher)."
+    )]
+    async fn get_execution(
+        &self,
+        Parameters(request): Parameters<tools::history::GetExecutionRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::store::ExecutionRecord>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        let id = request.id.clone();
+        match tools::history::get_execution(&self.tools, &ctx, request).await {
+            Ok(Some(record)) => Ok(Json(record)),
+            Ok(None) => Err(tool_error(ToolError::invalid(
+                "id",
+                format!("no execution with id {id:?}"),
+            ))),
+            Err(err) => Err(tool_error(err)),
+        }
+    }
+
+    /// Statistics for a code hash.
+    #[tool(
+        name = "code_stats",
+        description = "How often a code hash ran, by how many callers, its failure rate and median \
+duration (developer role or higher)."
+    )]
+    async fn code_stats(
+        &self,
+        Parameters(request): Parameters<tools::history::CodeStatsRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::store::CodeStats>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        tools::history::code_stats(&self.tools, &ctx, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// The audit log (admin).
+    #[tool(
+        name = "audit_log",
+        description = "Audit events, newest first (admin only): who called what, allowed, denied, \
+rate-limited or served from cache. Filters: caller, event_type, endpoint, outcome, since/until."
+    )]
+    async fn audit_log(
+        &self,
+        Parameters(filter): Parameters<crate::store::AuditFilter>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::store::Page<crate::audit::AuditEvent>>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        tools::history::audit_log(&self.tools, &ctx, filter)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
 }
 
 /// The URI of a prompt's text as an MCP resource.

@@ -100,12 +100,11 @@ pub fn parse_timeout(
 }
 
 /// Run the request's code in the sandbox.
-pub async fn execute_code(
+async fn execute_code_unrecorded(
     tools: &Tools,
     ctx: &CallContext,
     request: ExecuteRequest,
 ) -> Result<ExecuteResponse, ToolError> {
-    tools.admit(ctx, Endpoint::ExecuteCode)?;
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
     let timeout = parse_timeout(
@@ -162,6 +161,17 @@ fn response(language: Language, code: &str, output: RunOutput) -> ExecuteRespons
         limits: output.limits,
         cached: false,
     }
+}
+
+/// Admit, run and remember one `execute_code` call (see [`Tools::remember`]).
+pub async fn execute_code(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: ExecuteRequest,
+) -> Result<ExecuteResponse, ToolError> {
+    tools.admit(ctx, Endpoint::ExecuteCode)?;
+    let result = execute_code_unrecorded(tools, ctx, request).await;
+    tools.remember(ctx, Endpoint::ExecuteCode, result).await
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct GenerateResponse {
     pub language: String,
     /// The rendered text.
     pub output: String,
+    /// SHA-256 (hex) of the template.
+    pub code_hash: String,
 }
 
 /// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
@@ -160,12 +162,11 @@ impl std::io::Write for FmtWriter<'_> {
 }
 
 /// Render the request's template.
-pub async fn generate_code(
+async fn generate_code_unrecorded(
     tools: &Tools,
-    ctx: &CallContext,
+    _ctx: &CallContext,
     request: GenerateRequest,
 ) -> Result<GenerateResponse, ToolError> {
-    tools.admit(ctx, Endpoint::GenerateCode)?;
     tools.check_size("template", &request.template)?;
     if request.language.is_empty() || request.language.len() > 32 {
         return Err(ToolError::invalid(
@@ -182,9 +183,21 @@ pub async fn generate_code(
     .map_err(|e| ToolError::Internal(e.into()))?;
     Ok(GenerateResponse {
         id: new_id(),
+        code_hash: super::code_hash(&request.template),
         language: request.language,
         output: output?,
     })
+}
+
+/// Admit, run and remember one `generate_code` call (see [`Tools::remember`]).
+pub async fn generate_code(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: GenerateRequest,
+) -> Result<GenerateResponse, ToolError> {
+    tools.admit(ctx, Endpoint::GenerateCode)?;
+    let result = generate_code_unrecorded(tools, ctx, request).await;
+    tools.remember(ctx, Endpoint::GenerateCode, result).await
 }
 
 #[cfg(test)]

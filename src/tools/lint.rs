@@ -141,12 +141,11 @@ pub struct LintResponse {
 }
 
 /// Lint the request's code inside the guest.
-pub async fn lint_code(
+async fn lint_code_unrecorded(
     tools: &Tools,
     ctx: &CallContext,
     request: LintRequest,
 ) -> Result<LintResponse, ToolError> {
-    tools.admit(ctx, Endpoint::LintCode)?;
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
     if language != Language::Python {
@@ -231,4 +230,15 @@ async fn lint_in_guest(
         duration_seconds: output.duration.as_secs_f64(),
         cached: false,
     })
+}
+
+/// Admit, run and remember one `lint_code` call (see [`Tools::remember`]).
+pub async fn lint_code(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: LintRequest,
+) -> Result<LintResponse, ToolError> {
+    tools.admit(ctx, Endpoint::LintCode)?;
+    let result = lint_code_unrecorded(tools, ctx, request).await;
+    tools.remember(ctx, Endpoint::LintCode, result).await
 }

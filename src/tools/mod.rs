@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod generate;
+pub mod history;
 pub mod lint;
 pub mod prompts;
 pub mod test;
@@ -18,6 +19,8 @@ use crate::cache::{CacheKey, Provenance, ResultCache};
 use crate::config::Config;
 use crate::rate_limit::{RateLimits, retry_after_seconds};
 use crate::sandbox::{ExitReason, LimitTooHigh, Sandbox, SandboxError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{ExecutionRecord, HistoryStore, Record, clip};
 
 /// A result the cache can hold.
 #[derive(Debug, Clone)]
@@ -45,6 +48,10 @@ pub struct Tools {
     pub cache: Arc<ResultCache<CachedResult>>,
     /// Where access decisions go.
     pub audit: Arc<dyn AuditSink>,
+    /// The embedded database: durable records (history or outbox).
+    pub store: Arc<SqliteStore>,
+    /// Where history and audit queries are answered.
+    pub history: Arc<dyn HistoryStore>,
 }
 
 impl Tools {
@@ -53,15 +60,18 @@ impl Tools {
         sandbox: Sandbox,
         config: Arc<Config>,
         tokens: Arc<TokenStore>,
-        audit: Arc<dyn AuditSink>,
+        store: Arc<SqliteStore>,
+        history: Arc<dyn HistoryStore>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
+            audit: store.clone(),
+            store,
+            history,
             rate_limits: Arc::new(RateLimits::new(&config.rate_limits)?),
             cache: Arc::new(ResultCache::new(&config.cache)),
             sandbox,
             config,
             tokens,
-            audit,
         })
     }
 
@@ -95,13 +105,53 @@ impl Tools {
                 retry_after_seconds: retry_after,
             });
         }
-        self.audit.record(AuditEvent::new(
-            ctx,
-            endpoint.name(),
-            AuditDecision::Allowed,
-            None,
-        ));
         Ok(())
+    }
+
+    /// Remember an admitted call: on success, its audit event (allowed or cache hit, with
+    /// the outcome) and its result record are committed durably before the caller gets
+    /// the answer; if they cannot be, the call fails with 503 rather than answer
+    /// unrecorded. A refused input is remembered as an audit event with outcome `refused`.
+    pub async fn remember<R: Remembered>(
+        &self,
+        ctx: &CallContext,
+        endpoint: Endpoint,
+        result: Result<R, ToolError>,
+    ) -> Result<R, ToolError> {
+        match result {
+            Ok(response) => {
+                let record = response.record(ctx, endpoint.name());
+                let decision = if record.cached {
+                    AuditDecision::CacheHit
+                } else {
+                    AuditDecision::Allowed
+                };
+                let mut event = AuditEvent::new(ctx, endpoint.name(), decision, None);
+                event.outcome = Some(record.outcome.clone());
+                self.store
+                    .append(vec![Record::Audit(event), Record::Execution(record)])
+                    .await
+                    .map_err(|e| ToolError::Busy {
+                        detail: e.to_string(),
+                    })?;
+                Ok(response)
+            }
+            Err(error) => {
+                let outcome = match &error {
+                    ToolError::Invalid { .. } | ToolError::TooLarge { .. } => "refused",
+                    _ => "failed",
+                };
+                let mut event = AuditEvent::new(
+                    ctx,
+                    endpoint.name(),
+                    AuditDecision::Allowed,
+                    Some(error.to_string()),
+                );
+                event.outcome = Some(outcome.to_owned());
+                self.store.append_later(vec![Record::Audit(event)]);
+                Err(error)
+            }
+        }
     }
 
     /// Run `compute` through the result cache unless `use_cache` is false. Results whose
@@ -150,6 +200,113 @@ impl Tools {
             });
         }
         Ok(())
+    }
+}
+
+/// A tool response that can describe itself as a history record.
+pub trait Remembered {
+    /// The record of this response for `ctx`'s call of `tool`.
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord;
+}
+
+/// A record with the call's identity filled in and the tool-specific parts empty.
+pub(crate) fn base_record(ctx: &CallContext, tool: &str, id: &str) -> ExecutionRecord {
+    let (created_at, ts) = crate::audit::now();
+    ExecutionRecord {
+        id: id.to_owned(),
+        ts,
+        created_at,
+        tool: tool.to_owned(),
+        caller_id: ctx.caller.id.clone(),
+        caller_name: ctx.caller.name.clone(),
+        role: ctx.caller.role.as_str().to_owned(),
+        transport: serde_json::to_value(ctx.transport)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        request_id: ctx.request_id.clone(),
+        language: None,
+        code_hash: None,
+        outcome: "ok".to_owned(),
+        return_code: None,
+        duration_seconds: 0.0,
+        cached: false,
+        limits: None,
+        stdout: None,
+        stderr: None,
+    }
+}
+
+/// The snake_case name of an exit reason.
+pub(crate) fn reason_name(reason: ExitReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl Remembered for execute::ExecuteResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            language: Some(self.language.as_str().to_owned()),
+            code_hash: Some(self.code_hash.clone()),
+            outcome: reason_name(self.exit_reason),
+            return_code: Some(self.return_code.into()),
+            duration_seconds: self.duration_seconds,
+            cached: self.cached,
+            limits: serde_json::to_string(&self.limits).ok(),
+            stdout: Some(clip(&self.stdout)),
+            stderr: Some(clip(&self.stderr)),
+            ..base_record(ctx, tool, &self.id)
+        }
+    }
+}
+
+impl Remembered for lint::LintResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            language: Some(self.language.as_str().to_owned()),
+            code_hash: Some(self.code_hash.clone()),
+            outcome: if self.syntax_error.is_some() {
+                "error"
+            } else {
+                "ok"
+            }
+            .to_owned(),
+            return_code: Some(self.linter_exit_code.into()),
+            duration_seconds: self.duration_seconds,
+            cached: self.cached,
+            stdout: Some(clip(&self.linter_output)),
+            ..base_record(ctx, tool, &self.id)
+        }
+    }
+}
+
+impl Remembered for test::RunTestsResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            language: Some(self.language.as_str().to_owned()),
+            code_hash: Some(self.code_hash.clone()),
+            outcome: reason_name(self.exit_reason),
+            return_code: Some(self.return_code.into()),
+            duration_seconds: self.duration_seconds,
+            cached: self.cached,
+            limits: serde_json::to_string(&self.limits).ok(),
+            stdout: Some(clip(&self.stdout)),
+            stderr: Some(clip(&self.stderr)),
+            ..base_record(ctx, tool, &self.id)
+        }
+    }
+}
+
+impl Remembered for generate::GenerateResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            language: Some(self.language.clone()),
+            code_hash: Some(self.code_hash.clone()),
+            stdout: Some(clip(&self.output)),
+            ..base_record(ctx, tool, &self.id)
+        }
     }
 }
 

@@ -139,12 +139,11 @@ fn check_module_name(name: &str) -> Result<(), ToolError> {
 }
 
 /// Run the request's tests inside the guest.
-pub async fn run_tests(
+async fn run_tests_unrecorded(
     tools: &Tools,
     ctx: &CallContext,
     request: RunTestsRequest,
 ) -> Result<RunTestsResponse, ToolError> {
-    tools.admit(ctx, Endpoint::RunTests)?;
     tools.check_size("code", &request.code)?;
     if let Some(tests) = &request.tests {
         tools.check_size("tests", tests)?;
@@ -272,4 +271,15 @@ fn response(
         limits: output.limits,
         cached: false,
     })
+}
+
+/// Admit, run and remember one `run_tests` call (see [`Tools::remember`]).
+pub async fn run_tests(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: RunTestsRequest,
+) -> Result<RunTestsResponse, ToolError> {
+    tools.admit(ctx, Endpoint::RunTests)?;
+    let result = run_tests_unrecorded(tools, ctx, request).await;
+    tools.remember(ctx, Endpoint::RunTests, result).await
 }

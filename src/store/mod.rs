@@ -1,0 +1,274 @@
+//! Memory of every run. Each tool call's audit event and result record are committed to
+//! the embedded SQLite database before the response is sent. With no Neo4j configured,
+//! SQLite is the history store; with `NEO4J_URI` set, records go to a durable outbox
+//! that [`shipper`] moves into Neo4j in idempotent batches, and history is read from Neo4j.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEvent;
+
+/// Longest stdout/stderr kept in a record.
+pub const RECORD_OUTPUT_BYTES: usize = 4096;
+
+/// One tool call's result, as remembered.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExecutionRecord {
+    /// The response id.
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// RFC 3339 time.
+    pub created_at: String,
+    /// Tool name (`execute_code`, `lint_code`, `run_tests`, `generate_code`, `graph_upsert`).
+    pub tool: String,
+    /// Caller id.
+    pub caller_id: String,
+    /// Caller name.
+    pub caller_name: String,
+    /// Caller role.
+    pub role: String,
+    /// Transport (`rest`, `mcp_http`, `mcp_stdio`).
+    pub transport: String,
+    /// Request id.
+    pub request_id: String,
+    /// Language, if any.
+    pub language: Option<String>,
+    /// SHA-256 of the code, if any.
+    pub code_hash: Option<String>,
+    /// `ok`, `error`, `timeout`, `memory_limit`, `output_limit`, `file_quota`.
+    pub outcome: String,
+    /// Exit/return code, if any.
+    pub return_code: Option<i64>,
+    /// Run time in seconds.
+    pub duration_seconds: f64,
+    /// Whether the answer came from the cache.
+    pub cached: bool,
+    /// Limits (JSON), if any.
+    pub limits: Option<String>,
+    /// Start of stdout (at most 4 KiB).
+    pub stdout: Option<String>,
+    /// Start of stderr (at most 4 KiB).
+    pub stderr: Option<String>,
+}
+
+/// Cut `text` to at most [`RECORD_OUTPUT_BYTES`] on a character boundary.
+pub fn clip(text: &str) -> String {
+    if text.len() <= RECORD_OUTPUT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = RECORD_OUTPUT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// A record to persist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A tool result.
+    Execution(ExecutionRecord),
+    /// An access decision.
+    Audit(AuditEvent),
+}
+
+/// Filters for `execution_history`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryFilter {
+    /// Only this caller id.
+    pub caller: Option<String>,
+    /// Only this tool.
+    pub tool: Option<String>,
+    /// Only this language.
+    pub language: Option<String>,
+    /// Only this code hash.
+    pub code_hash: Option<String>,
+    /// Only this outcome (`ok`, `error`, `timeout`, ...).
+    pub outcome: Option<String>,
+    /// Not before this RFC 3339 time.
+    pub since: Option<String>,
+    /// Before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Filters for `audit_log`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    /// Only this caller id.
+    pub caller: Option<String>,
+    /// Only this decision (`allowed`, `cache_hit`, `forbidden`, `rate_limited`, `unauthenticated`).
+    pub event_type: Option<String>,
+    /// Only this endpoint/tool.
+    pub endpoint: Option<String>,
+    /// Only this outcome (for allowed calls: the result's outcome, or `refused`).
+    pub outcome: Option<String>,
+    /// Not before this RFC 3339 time.
+    pub since: Option<String>,
+    /// Before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of results, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Statistics about one code hash.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CodeStats {
+    /// The hash.
+    pub code_hash: String,
+    /// Records with this hash.
+    pub runs: u64,
+    /// Distinct callers.
+    pub callers: u64,
+    /// Records whose outcome is not `ok`.
+    pub failures: u64,
+    /// failures / runs (0 when no runs).
+    pub failure_rate: f64,
+    /// Median duration in seconds (None when no runs).
+    pub p50_duration_seconds: Option<f64>,
+    /// First record time.
+    pub first_seen: Option<String>,
+    /// Last record time.
+    pub last_seen: Option<String>,
+}
+
+/// A resolved query window and page, shared by both backends.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub limit: u32,
+    /// Keyset: items strictly older than (ts, id).
+    pub before: Option<(i64, String)>,
+}
+
+/// Why a history query was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Bad filter value (HTTP 422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend failed (HTTP 503).
+    #[error("history store unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+fn parse_time(field: &str, value: &Option<String>) -> Result<Option<i64>, QueryError> {
+    value
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp_millis())
+                .map_err(|e| QueryError::Invalid(format!("{field} must be an RFC 3339 time: {e}")))
+        })
+        .transpose()
+}
+
+impl Window {
+    pub(crate) fn new(
+        since: &Option<String>,
+        until: &Option<String>,
+        limit: Option<u32>,
+        cursor: &Option<String>,
+    ) -> Result<Self, QueryError> {
+        let limit = limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(QueryError::Invalid(
+                "limit must be between 1 and 200".into(),
+            ));
+        }
+        let before = cursor
+            .as_deref()
+            .map(|c| {
+                c.split_once(':')
+                    .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id.to_owned())))
+                    .ok_or_else(|| {
+                        QueryError::Invalid("cursor is not one this server issued".into())
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            since_ms: parse_time("since", since)?,
+            until_ms: parse_time("until", until)?,
+            limit,
+            before,
+        })
+    }
+
+    /// The cursor for the page after one ending with (ts, id), if the page was full.
+    pub(crate) fn next_cursor(&self, count: usize, last: Option<(i64, &str)>) -> Option<String> {
+        (count == self.limit as usize)
+            .then_some(last)
+            .flatten()
+            .map(|(ts, id)| format!("{ts}:{id}"))
+    }
+}
+
+/// Reads of history and audit, answered the same way by both backends.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Newest-first, filtered, paginated records.
+    async fn execution_history(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Page<ExecutionRecord>, QueryError>;
+    /// One record by id.
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError>;
+    /// Statistics for a code hash.
+    async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError>;
+    /// Newest-first, filtered, paginated audit events.
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError>;
+    /// `embedded` or `neo4j`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Open the stores the configuration asks for: the embedded SQLite history, or (with
+/// `NEO4J_URI`) an outbox in SQLite shipped to Neo4j, which answers history queries.
+pub async fn open(
+    config: &crate::config::Config,
+) -> anyhow::Result<(
+    std::sync::Arc<sqlite::SqliteStore>,
+    std::sync::Arc<dyn HistoryStore>,
+)> {
+    use sqlite::{Destination, SqliteStore};
+    let store = SqliteStore::open(
+        &config.database_path(),
+        Destination::History,
+        config.outbox_limit,
+    )?;
+    Ok((store.clone(), store))
+}
+
+/// Median of unsorted values.
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}

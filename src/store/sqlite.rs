@@ -1,0 +1,457 @@
+//! The embedded SQLite store (WAL, synchronous commits). One writer thread group-commits
+//! whatever requests are waiting, so many concurrent calls share one fsync; a reader
+//! connection answers history queries. In Neo4j mode the same writer fills the outbox.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params, params_from_iter};
+use tokio::sync::oneshot;
+
+use super::{
+    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
+    Window, median,
+};
+use crate::audit::AuditEvent;
+
+/// Where committed records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The local history tables (no Neo4j configured).
+    History,
+    /// The outbox, for the shipper to move into Neo4j.
+    Outbox,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, caller_id TEXT NOT NULL, tool TEXT NOT NULL,
+    language TEXT, code_hash TEXT, outcome TEXT NOT NULL, duration_seconds REAL NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS executions_ts ON executions (ts, id);
+CREATE INDEX IF NOT EXISTS executions_caller_ts ON executions (caller_id, ts, id);
+CREATE INDEX IF NOT EXISTS executions_code_ts ON executions (code_hash, ts, id);
+CREATE INDEX IF NOT EXISTS executions_tool_ts ON executions (tool, ts, id);
+CREATE TABLE IF NOT EXISTS audit_events (
+    id TEXT PRIMARY KEY, ts INTEGER NOT NULL, caller_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+    decision TEXT NOT NULL, outcome TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit_events (ts, id);
+CREATE INDEX IF NOT EXISTS audit_caller_ts ON audit_events (caller_id, ts, id);
+CREATE INDEX IF NOT EXISTS audit_decision_ts ON audit_events (decision, ts, id);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+";
+
+struct Job {
+    records: Vec<Record>,
+    reply: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// Why records could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The outbox holds its maximum; Neo4j has been unreachable too long.
+    #[error("the history outbox is full ({0} records waiting for Neo4j); retry later")]
+    OutboxFull(u64),
+    /// The database failed.
+    #[error("could not commit the record: {0}")]
+    Failed(String),
+}
+
+/// The embedded store.
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Job>>,
+    reader: Mutex<Connection>,
+    destination: Destination,
+    outbox_limit: u64,
+    outbox_depth: Arc<AtomicU64>,
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let connection =
+        Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.execute_batch(SCHEMA)?;
+    // Every acknowledged call must survive a crash: full fsync at each (group) commit.
+    connection.execute_batch("PRAGMA synchronous = FULL;")?;
+    Ok(connection)
+}
+
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    destination: Destination,
+    record: &Record,
+) -> rusqlite::Result<()> {
+    let body = serde_json::to_string(record).unwrap_or_default();
+    match (destination, record) {
+        (Destination::Outbox, _) => {
+            tx.execute("INSERT INTO outbox (body) VALUES (?1)", params![body])?;
+        }
+        (Destination::History, Record::Execution(r)) => {
+            let body = serde_json::to_string(r).unwrap_or_default();
+            tx.execute(
+                "INSERT OR IGNORE INTO executions (id, ts, caller_id, tool, language, code_hash, outcome, duration_seconds, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![r.id, r.ts, r.caller_id, r.tool, r.language, r.code_hash, r.outcome, r.duration_seconds, body],
+            )?;
+        }
+        (Destination::History, Record::Audit(e)) => {
+            let body = serde_json::to_string(e).unwrap_or_default();
+            let decision = serde_json::to_value(e.decision)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            tx.execute(
+                "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The writer thread: take every job waiting, commit them in one transaction, answer all.
+fn writer_loop(
+    mut connection: Connection,
+    destination: Destination,
+    jobs: mpsc::Receiver<Job>,
+    depth: Arc<AtomicU64>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<u64> {
+            let tx = connection.transaction()?;
+            let mut count = 0;
+            for job in &batch {
+                for record in &job.records {
+                    insert(&tx, destination, record)?;
+                    count += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(count)
+        })();
+        let reply = match result {
+            Ok(count) => {
+                if destination == Destination::Outbox {
+                    depth.fetch_add(count, Ordering::AcqRel);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "committing records failed");
+                Err(err.to_string())
+            }
+        };
+        for job in batch {
+            if let Some(tx) = job.reply {
+                let _ = tx.send(reply.clone());
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Open the database at `path`, start the writer thread.
+    pub fn open(
+        path: &Path,
+        destination: Destination,
+        outbox_limit: u64,
+    ) -> anyhow::Result<Arc<Self>> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let write_connection = open_connection(path)?;
+        let reader = open_connection(path)?;
+        let depth: u64 =
+            reader.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64;
+        let outbox_depth = Arc::new(AtomicU64::new(depth));
+        let (sender, receiver) = mpsc::channel();
+        let thread_depth = outbox_depth.clone();
+        std::thread::Builder::new()
+            .name("sandgraph-store-writer".into())
+            .spawn(move || writer_loop(write_connection, destination, receiver, thread_depth))?;
+        Ok(Arc::new(Self {
+            writer: Mutex::new(sender),
+            reader: Mutex::new(reader),
+            destination,
+            outbox_limit,
+            outbox_depth,
+        }))
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, job: Job) -> Result<(), AppendError> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| AppendError::Failed("the store writer stopped".into()))
+    }
+
+    /// Commit `records` durably; returns once they are on disk.
+    pub async fn append(&self, records: Vec<Record>) -> Result<(), AppendError> {
+        if self.destination == Destination::Outbox {
+            let depth = self.outbox_depth.load(Ordering::Acquire);
+            if depth + records.len() as u64 > self.outbox_limit {
+                return Err(AppendError::OutboxFull(depth));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Job {
+            records,
+            reply: Some(tx),
+        })?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(AppendError::Failed(err)),
+            Err(_) => Err(AppendError::Failed("the store writer stopped".into())),
+        }
+    }
+
+    /// Queue `records` for the next commit without waiting (denials: nothing ran).
+    pub fn append_later(&self, records: Vec<Record>) {
+        if let Err(err) = self.send(Job {
+            records,
+            reply: None,
+        }) {
+            tracing::error!(error = %err, "dropping audit records");
+        }
+    }
+
+    /// Records waiting in the outbox.
+    pub fn outbox_depth(&self) -> u64 {
+        self.outbox_depth.load(Ordering::Acquire)
+    }
+
+    /// The outbox's bound.
+    pub fn outbox_limit(&self) -> u64 {
+        self.outbox_limit
+    }
+
+    /// The oldest `limit` outbox records with their sequence numbers.
+    pub fn outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<(i64, Record)>> {
+        let connection = self.reader();
+        let mut statement =
+            connection.prepare_cached("SELECT seq, body FROM outbox ORDER BY seq LIMIT ?1")?;
+        let rows = statement.query_map(params![limit as i64], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            match serde_json::from_str(&body) {
+                Ok(record) => out.push((seq, record)),
+                Err(err) => tracing::error!(seq, error = %err, "unreadable outbox record skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget outbox records up to and including `seq` (after Neo4j committed them).
+    pub fn outbox_delete_through(&self, seq: i64) -> anyhow::Result<()> {
+        let deleted = self
+            .reader()
+            .execute("DELETE FROM outbox WHERE seq <= ?1", params![seq])?;
+        self.outbox_depth
+            .fetch_sub(deleted as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn query_page<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        mut conditions: Vec<String>,
+        mut values: Vec<SqlValue>,
+        window: &Window,
+        key: impl Fn(&T) -> (i64, String),
+    ) -> Result<Page<T>, QueryError> {
+        if let Some(since) = window.since_ms {
+            conditions.push("ts >= ?".into());
+            values.push(SqlValue::Integer(since));
+        }
+        if let Some(until) = window.until_ms {
+            conditions.push("ts < ?".into());
+            values.push(SqlValue::Integer(until));
+        }
+        if let Some((ts, id)) = &window.before {
+            conditions.push("(ts < ? OR (ts = ? AND id < ?))".into());
+            values.extend([
+                SqlValue::Integer(*ts),
+                SqlValue::Integer(*ts),
+                SqlValue::Text(id.clone()),
+            ]);
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT body FROM {table} {filter} ORDER BY ts DESC, id DESC LIMIT {}",
+            window.limit
+        );
+        let connection = self.reader();
+        let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+        let rows = statement
+            .query_map(params_from_iter(values), |row| row.get::<_, String>(0))
+            .map_err(unavailable)?;
+        let mut items = Vec::new();
+        for row in rows {
+            let body = row.map_err(unavailable)?;
+            items.push(serde_json::from_str::<T>(&body).map_err(|e| unavailable(e))?);
+        }
+        let last = items.last().map(&key);
+        let next_cursor = window.next_cursor(
+            items.len(),
+            last.as_ref().map(|(ts, id)| (*ts, id.as_str())),
+        );
+        Ok(Page { items, next_cursor })
+    }
+}
+
+impl crate::audit::AuditSink for SqliteStore {
+    fn record(&self, event: AuditEvent) {
+        self.append_later(vec![Record::Audit(event)]);
+    }
+}
+
+fn unavailable(err: impl Into<anyhow::Error>) -> QueryError {
+    QueryError::Unavailable(err.into())
+}
+
+fn eq(
+    conditions: &mut Vec<String>,
+    values: &mut Vec<SqlValue>,
+    column: &str,
+    value: &Option<String>,
+) {
+    if let Some(v) = value {
+        conditions.push(format!("{column} = ?"));
+        values.push(SqlValue::Text(v.clone()));
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn execution_history(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Page<ExecutionRecord>, QueryError> {
+        let window = Window::new(&filter.since, &filter.until, filter.limit, &filter.cursor)?;
+        let (mut conditions, mut values) = (Vec::new(), Vec::new());
+        eq(&mut conditions, &mut values, "caller_id", &filter.caller);
+        eq(&mut conditions, &mut values, "tool", &filter.tool);
+        eq(&mut conditions, &mut values, "language", &filter.language);
+        eq(&mut conditions, &mut values, "code_hash", &filter.code_hash);
+        eq(&mut conditions, &mut values, "outcome", &filter.outcome);
+        self.query_page(
+            "executions",
+            conditions,
+            values,
+            &window,
+            |r: &ExecutionRecord| (r.ts, r.id.clone()),
+        )
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+        let connection = self.reader();
+        let body: Option<String> = connection
+            .query_row(
+                "SELECT body FROM executions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(unavailable)?;
+        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
+            .transpose()
+    }
+
+    async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
+        let connection = self.reader();
+        let mut statement = connection
+            .prepare_cached("SELECT caller_id, outcome, duration_seconds, ts, body FROM executions WHERE code_hash = ?1 ORDER BY ts")
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![code_hash], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, f64>(2)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(unavailable)?;
+        let mut callers = std::collections::HashSet::new();
+        let (mut runs, mut failures, mut durations) = (0u64, 0u64, Vec::new());
+        let (mut first, mut last) = (None, None);
+        for row in rows {
+            let (caller, outcome, duration, body) = row.map_err(unavailable)?;
+            runs += 1;
+            callers.insert(caller);
+            if outcome != "ok" {
+                failures += 1;
+            }
+            durations.push(duration);
+            let created = serde_json::from_str::<ExecutionRecord>(&body)
+                .map(|r| r.created_at)
+                .ok();
+            if first.is_none() {
+                first = created.clone();
+            }
+            last = created;
+        }
+        Ok(CodeStats {
+            code_hash: code_hash.to_owned(),
+            runs,
+            callers: callers.len() as u64,
+            failures,
+            failure_rate: if runs == 0 {
+                0.0
+            } else {
+                failures as f64 / runs as f64
+            },
+            p50_duration_seconds: median(durations),
+            first_seen: first,
+            last_seen: last,
+        })
+    }
+
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
+        let window = Window::new(&filter.since, &filter.until, filter.limit, &filter.cursor)?;
+        let (mut conditions, mut values) = (Vec::new(), Vec::new());
+        eq(&mut conditions, &mut values, "caller_id", &filter.caller);
+        eq(&mut conditions, &mut values, "decision", &filter.event_type);
+        eq(&mut conditions, &mut values, "endpoint", &filter.endpoint);
+        eq(&mut conditions, &mut values, "outcome", &filter.outcome);
+        self.query_page(
+            "audit_events",
+            conditions,
+            values,
+            &window,
+            |e: &AuditEvent| (e.ts, e.id.clone()),
+        )
+    }
+
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+}
