@@ -312,7 +312,7 @@ impl SqliteStore {
         let mut items = Vec::new();
         for row in rows {
             let body = row.map_err(unavailable)?;
-            items.push(serde_json::from_str::<T>(&body).map_err(|e| unavailable(e))?);
+            items.push(serde_json::from_str::<T>(&body).map_err(unavailable)?);
         }
         let last = items.last().map(&key);
         let next_cursor = window.next_cursor(
