@@ -165,8 +165,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
         .await
         .context("loading the sandbox")??;
-    let (store, history) = stores::open(&config).await?;
-    let tools = Tools::new(sandbox, config.clone(), tokens, store, history)?;
+    let (store, history, neo4j) = stores::open(&config).await?;
+    let tools = Tools::new(sandbox, config.clone(), tokens, store, history, neo4j)?;
     match command {
         Command::Serve { .. } => serve(tools, &config).await,
         Command::Mcp => mcp::serve_stdio(tools).await,

@@ -61,6 +61,8 @@ pub fn router(tools: Tools) -> Router {
         .route("/generate_code", post(generate_code))
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
+        .route("/graph_upsert", post(graph_upsert))
+        .route("/graph_query", post(graph_query))
         .route("/execution_history", get(execution_history))
         .route("/executions/{id}", get(get_execution))
         .route("/code_stats/{hash}", get(code_stats))
@@ -214,6 +216,26 @@ async fn get_prompt(
                 format!("no prompt named {slug:?}; GET /prompts lists them"),
             )
         })
+}
+
+async fn graph_upsert(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    ApiJson(request): ApiJson<tools::graph::GraphUpsertRequest>,
+) -> Result<Json<tools::graph::GraphUpsertResponse>, ApiError> {
+    Ok(Json(
+        tools::graph::graph_upsert(&tools, &ctx, request).await?,
+    ))
+}
+
+async fn graph_query(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    ApiJson(request): ApiJson<tools::graph::GraphQueryRequest>,
+) -> Result<Json<tools::graph::GraphQueryResponse>, ApiError> {
+    Ok(Json(
+        tools::graph::graph_query(&tools, &ctx, request).await?,
+    ))
 }
 
 /// Query-string filters whose rejections become 422 JSON.

@@ -184,6 +184,44 @@ be given; no include/import of files; bounded render time and 1 MiB output)."
             .map(Json)
             .map_err(tool_error)
     }
+    /// Merge nodes and relationships into the knowledge graph.
+    #[tool(
+        name = "graph_upsert",
+        description = "Merge nodes (by key, with labels and properties) and relationships (start key, \
+end key, type, properties) into the Neo4j knowledge graph (developer role or higher). A \
+relationship to a key that does not exist is an error listing the keys."
+    )]
+    async fn graph_upsert(
+        &self,
+        Parameters(request): Parameters<tools::graph::GraphUpsertRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<tools::graph::GraphUpsertResponse>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        tools::graph::graph_upsert(&self.tools, &ctx, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Run a read-only Cypher query.
+    #[tool(
+        name = "graph_query",
+        description = "Run a read-only Cypher query against the knowledge graph (writes, LOAD CSV \
+and APOC loaders are refused; at most 1000 rows). Nodes come back as {id, labels, properties}, \
+relationships as {id, type, properties, start, end}."
+    )]
+    async fn graph_query(
+        &self,
+        Parameters(request): Parameters<tools::graph::GraphQueryRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<tools::graph::GraphQueryResponse>, CallToolResult> {
+        let ctx = self.call_context(&context)?;
+        tools::graph::graph_query(&self.tools, &ctx, request)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
     /// Execution history (developer and up).
     #[tool(
         name = "execution_history",

@@ -3,6 +3,8 @@
 //! SQLite is the history store; with `NEO4J_URI` set, records go to a durable outbox
 //! that [`shipper`] moves into Neo4j in idempotent batches, and history is read from Neo4j.
 
+pub mod neo4j;
+pub mod shipper;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -244,19 +246,47 @@ pub trait HistoryStore: Send + Sync {
 
 /// Open the stores the configuration asks for: the embedded SQLite history, or (with
 /// `NEO4J_URI`) an outbox in SQLite shipped to Neo4j, which answers history queries.
+#[allow(clippy::type_complexity)]
 pub async fn open(
     config: &crate::config::Config,
 ) -> anyhow::Result<(
     std::sync::Arc<sqlite::SqliteStore>,
     std::sync::Arc<dyn HistoryStore>,
+    Option<std::sync::Arc<neo4j::Neo4jStore>>,
 )> {
     use sqlite::{Destination, SqliteStore};
-    let store = SqliteStore::open(
-        &config.database_path(),
-        Destination::History,
-        config.outbox_limit,
-    )?;
-    Ok((store.clone(), store))
+    let path = config.database_path();
+    let Some(settings) = &config.neo4j else {
+        let store = SqliteStore::open(&path, Destination::History, config.outbox_limit)?;
+        return Ok((store.clone(), store, None));
+    };
+    let store = SqliteStore::open(&path, Destination::Outbox, config.outbox_limit)?;
+    let neo4j = std::sync::Arc::new(neo4j::Neo4jStore::connect(settings)?);
+    // Neo4j may be down at start: serve anyway (records wait in the outbox) and apply
+    // the schema as soon as it answers.
+    let schema_target = neo4j.clone();
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            match schema_target.apply_schema().await {
+                Ok(()) => {
+                    tracing::info!("Neo4j schema applied");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "Neo4j not ready; retrying schema"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    });
+    let stats = std::sync::Arc::new(shipper::ShipperStats::default());
+    shipper::spawn(store.clone(), neo4j.clone(), stats);
+    Ok((store, neo4j.clone(), Some(neo4j)))
 }
 
 /// Median of unsorted values.

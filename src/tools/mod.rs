@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod generate;
+pub mod graph;
 pub mod history;
 pub mod lint;
 pub mod prompts;
@@ -19,6 +20,7 @@ use crate::cache::{CacheKey, Provenance, ResultCache};
 use crate::config::Config;
 use crate::rate_limit::{RateLimits, retry_after_seconds};
 use crate::sandbox::{ExitReason, LimitTooHigh, Sandbox, SandboxError};
+use crate::store::neo4j::Neo4jStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ExecutionRecord, HistoryStore, Record, clip};
 
@@ -52,6 +54,8 @@ pub struct Tools {
     pub store: Arc<SqliteStore>,
     /// Where history and audit queries are answered.
     pub history: Arc<dyn HistoryStore>,
+    /// Neo4j, when configured (graph tools need it).
+    pub neo4j: Option<Arc<Neo4jStore>>,
 }
 
 impl Tools {
@@ -62,8 +66,10 @@ impl Tools {
         tokens: Arc<TokenStore>,
         store: Arc<SqliteStore>,
         history: Arc<dyn HistoryStore>,
+        neo4j: Option<Arc<Neo4jStore>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
+            neo4j,
             audit: store.clone(),
             store,
             history,

@@ -1,0 +1,469 @@
+//! The Neo4j backend: schema application, idempotent batch shipping of records, history
+//! and audit queries, and the graph tools' database access. Every call is bounded by a
+//! timeout (neo4rs's pool would otherwise wait forever), and a circuit breaker makes a
+//! dead Neo4j cost callers nothing: while it is open, calls fail at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use neo4rs::{BoltType, ConfigBuilder, Graph, Query, query};
+use serde_json::{Map, Value};
+
+use super::{
+    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
+    Window,
+};
+use crate::audit::AuditEvent;
+use crate::config::Neo4jSettings;
+
+const SCHEMA: &str = include_str!("../../cypher/schema.cypher");
+const SHIP_EXECUTIONS: &str = include_str!("../../cypher/ship_executions.cypher");
+const SHIP_AUDIT: &str = include_str!("../../cypher/ship_audit.cypher");
+const CODE_STATS: &str = include_str!("../../cypher/code_stats.cypher");
+
+/// How long one Neo4j operation may take before it counts as a failure.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consecutive failures before the breaker opens, and how long it stays open.
+const BREAKER_THRESHOLD: u32 = 3;
+const BREAKER_OPEN_FOR: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// The breaker's state, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail at once until the cool-down passes.
+    Open,
+}
+
+/// A Neo4j connection pool with a breaker.
+pub struct Neo4jStore {
+    graph: Graph,
+    breaker: Mutex<Breaker>,
+}
+
+/// Convert a JSON value to a Bolt parameter.
+pub(crate) fn bolt(value: Value) -> anyhow::Result<BoltType> {
+    BoltType::try_from(value).map_err(|e| anyhow::anyhow!("unsupported parameter value: {e}"))
+}
+
+/// Convert a Bolt value to JSON, serialising nodes as `{id, labels, properties}` and
+/// relationships as `{id, type, properties, start, end}` (the old platform's shape).
+pub fn to_json(value: &BoltType) -> Value {
+    match value {
+        BoltType::Null(_) => Value::Null,
+        BoltType::Boolean(b) => Value::Bool(b.value),
+        BoltType::Integer(i) => Value::from(i.value),
+        BoltType::Float(f) => serde_json::Number::from_f64(f.value)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        BoltType::String(s) => Value::String(s.value.clone()),
+        BoltType::List(list) => Value::Array(list.value.iter().map(to_json).collect()),
+        BoltType::Map(map) => map_to_json(map),
+        BoltType::Node(node) => serde_json::json!({
+            "id": node.id.value,
+            "labels": node.labels.value.iter().map(to_json).collect::<Vec<_>>(),
+            "properties": map_to_json(&node.properties),
+        }),
+        BoltType::Relation(rel) => serde_json::json!({
+            "id": rel.id.value,
+            "type": rel.typ.value,
+            "properties": map_to_json(&rel.properties),
+            "start": rel.start_node_id.value,
+            "end": rel.end_node_id.value,
+        }),
+        BoltType::UnboundedRelation(rel) => serde_json::json!({
+            "id": rel.id.value,
+            "type": rel.typ.value,
+            "properties": map_to_json(&rel.properties),
+        }),
+        BoltType::Path(path) => serde_json::json!({
+            "nodes": path.nodes.value.iter().map(to_json).collect::<Vec<_>>(),
+            "relationships": path.rels.value.iter().map(to_json).collect::<Vec<_>>(),
+        }),
+        BoltType::Bytes(bytes) => Value::String(hex::encode(&bytes.value)),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+fn map_to_json(map: &neo4rs::BoltMap) -> Value {
+    Value::Object(
+        map.value
+            .iter()
+            .map(|(k, v)| (k.value.clone(), to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+impl Neo4jStore {
+    /// Create the pool (connections are made lazily) for `settings`.
+    pub fn connect(settings: &Neo4jSettings) -> anyhow::Result<Self> {
+        let mut config = ConfigBuilder::default()
+            .uri(settings.uri.clone())
+            .user(settings.user.clone())
+            .password(settings.password.clone())
+            .max_connections(16);
+        if let Some(db) = &settings.database {
+            config = config.db(db.clone());
+        }
+        let graph = Graph::connect(config.build()?).context("configuring the Neo4j client")?;
+        Ok(Self {
+            graph,
+            breaker: Mutex::default(),
+        })
+    }
+
+    /// The breaker's state now.
+    pub fn breaker_state(&self) -> BreakerState {
+        let breaker = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        match breaker.open_until {
+            Some(until) if Instant::now() < until => BreakerState::Open,
+            _ => BreakerState::Closed,
+        }
+    }
+
+    /// Run `operation` through the breaker and the timeout.
+    async fn guarded<T, F>(&self, what: &str, operation: F) -> anyhow::Result<T>
+    where
+        F: std::future::Future<Output = Result<T, neo4rs::Error>>,
+    {
+        if self.breaker_state() == BreakerState::Open {
+            anyhow::bail!(
+                "Neo4j is unreachable (circuit open after repeated failures); retry shortly"
+            );
+        }
+        let result = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(anyhow::Error::from(err).context(format!("Neo4j {what}"))),
+            Err(_) => Err(anyhow::anyhow!(
+                "Neo4j {what} timed out after {OPERATION_TIMEOUT:?}"
+            )),
+        };
+        let mut breaker = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => *breaker = Breaker::default(),
+            Err(err) if is_connection_failure(err) => {
+                breaker.failures += 1;
+                if breaker.failures >= BREAKER_THRESHOLD {
+                    breaker.open_until = Some(Instant::now() + BREAKER_OPEN_FOR);
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Apply `cypher/schema.cypher` (every statement is `IF NOT EXISTS`).
+    pub async fn apply_schema(&self) -> anyhow::Result<()> {
+        for statement in statements(SCHEMA) {
+            self.guarded("schema", self.graph.run(query(&statement)))
+                .await
+                .with_context(|| format!("applying schema statement {statement:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether Neo4j answers a trivial query now.
+    pub async fn ping(&self) -> bool {
+        self.guarded("ping", async {
+            let mut rows = self.graph.execute(query("RETURN 1 AS one")).await?;
+            rows.next().await
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Write `records` in one transaction (idempotent: MERGE on id).
+    pub async fn ship(&self, records: &[Record]) -> anyhow::Result<()> {
+        let (mut executions, mut audits) = (Vec::new(), Vec::new());
+        for record in records {
+            match record {
+                Record::Execution(r) => executions.push(serde_json::to_value(r)?),
+                Record::Audit(e) => audits.push(serde_json::to_value(e)?),
+            }
+        }
+        let executions = bolt(Value::Array(executions))?;
+        let audits = bolt(Value::Array(audits))?;
+        self.guarded("ship", async {
+            let mut txn = self.graph.start_txn().await?;
+            txn.run(query(SHIP_EXECUTIONS).param("rows", executions))
+                .await?;
+            txn.run(query(SHIP_AUDIT).param("rows", audits)).await?;
+            txn.commit().await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Run a read query and collect rows as JSON maps.
+    pub(crate) async fn read_rows(
+        &self,
+        q: Query,
+        max_rows: usize,
+    ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
+        self.guarded("query", async {
+            let mut stream = self.graph.execute_read(q).await?;
+            let mut rows = Vec::new();
+            let mut truncated = false;
+            while let Some(row) = stream.next().await? {
+                if rows.len() == max_rows {
+                    truncated = true;
+                    break;
+                }
+                let mut map = Map::new();
+                for key in row.keys() {
+                    let value: BoltType = row
+                        .get(&key.value)
+                        .unwrap_or(BoltType::Null(neo4rs::BoltNull));
+                    map.insert(key.value.clone(), to_json(&value));
+                }
+                rows.push(map);
+            }
+            Ok((rows, truncated))
+        })
+        .await
+    }
+
+    /// The query type Neo4j's planner reports for `cypher` (via `EXPLAIN` in READ mode).
+    pub(crate) async fn query_type(
+        &self,
+        cypher: &str,
+        params: BoltType,
+    ) -> anyhow::Result<neo4rs::summary::Type> {
+        let q = with_params(query(&format!("EXPLAIN {cypher}")), params);
+        self.guarded("explain", async {
+            let stream = self.graph.execute_read(q).await?;
+            let summary = stream.finish().await?;
+            Ok(summary.query_type())
+        })
+        .await
+    }
+
+    /// Run a write query (graph_upsert) in one transaction.
+    pub(crate) async fn write(&self, queries: Vec<Query>) -> anyhow::Result<()> {
+        self.guarded("write", async {
+            let mut txn = self.graph.start_txn().await?;
+            for q in queries {
+                txn.run(q).await?;
+            }
+            txn.commit().await.map(|_| ())
+        })
+        .await
+    }
+
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        label: &str,
+        mut conditions: Vec<String>,
+        mut params: Vec<(String, Value)>,
+        window: &Window,
+        key: impl Fn(&T) -> (i64, String),
+    ) -> Result<Page<T>, QueryError> {
+        if let Some(since) = window.since_ms {
+            conditions.push("x.ts >= $since".into());
+            params.push(("since".into(), since.into()));
+        }
+        if let Some(until) = window.until_ms {
+            conditions.push("x.ts < $until".into());
+            params.push(("until".into(), until.into()));
+        }
+        if let Some((ts, id)) = &window.before {
+            conditions.push("(x.ts < $bts OR (x.ts = $bts AND x.id < $bid))".into());
+            params.push(("bts".into(), (*ts).into()));
+            params.push(("bid".into(), id.clone().into()));
+        }
+        // `x.ts IS NOT NULL` lets the planner answer from the ts index when no other
+        // filter narrows the match.
+        conditions.push("x.ts IS NOT NULL".into());
+        let cypher = format!(
+            "MATCH (x:{label}) WHERE {} WITH x ORDER BY x.ts DESC, x.id DESC LIMIT {} RETURN x {{.*}} AS x",
+            conditions.join(" AND "),
+            window.limit
+        );
+        let mut q = query(&cypher);
+        for (name, value) in params {
+            q = q.param(&name, bolt(value).map_err(QueryError::Unavailable)?);
+        }
+        let (rows, _) = self
+            .read_rows(q, window.limit as usize)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        let mut items = Vec::new();
+        for mut row in rows {
+            let value = row.remove("x").unwrap_or(Value::Null);
+            items.push(
+                serde_json::from_value::<T>(value)
+                    .map_err(|e| QueryError::Unavailable(e.into()))?,
+            );
+        }
+        let last = items.last().map(&key);
+        let next_cursor = window.next_cursor(
+            items.len(),
+            last.as_ref().map(|(ts, id)| (*ts, id.as_str())),
+        );
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Attach a JSON-object parameter map to a query.
+pub(crate) fn with_params(mut q: Query, params: BoltType) -> Query {
+    if let BoltType::Map(map) = params {
+        for (key, value) in map.value {
+            q = q.param(&key.value, value);
+        }
+    }
+    q
+}
+
+/// Split a `.cypher` file into statements, dropping `//` comment lines.
+fn statements(text: &str) -> Vec<String> {
+    let cleaned: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    cleaned
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Connection-level failures (as opposed to a query Neo4j rejected) trip the breaker.
+fn is_connection_failure(err: &anyhow::Error) -> bool {
+    if let Some(neo) = err.downcast_ref::<neo4rs::Error>() {
+        return !matches!(neo, neo4rs::Error::Neo4j(_));
+    }
+    true
+}
+
+fn eq(
+    conditions: &mut Vec<String>,
+    params: &mut Vec<(String, Value)>,
+    property: &str,
+    value: &Option<String>,
+) {
+    if let Some(v) = value {
+        conditions.push(format!("x.{property} = ${property}"));
+        params.push((property.to_owned(), Value::String(v.clone())));
+    }
+}
+
+#[async_trait]
+impl HistoryStore for Neo4jStore {
+    async fn execution_history(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Page<ExecutionRecord>, QueryError> {
+        let window = Window::new(&filter.since, &filter.until, filter.limit, &filter.cursor)?;
+        let (mut conditions, mut params) = (Vec::new(), Vec::new());
+        eq(&mut conditions, &mut params, "caller_id", &filter.caller);
+        eq(&mut conditions, &mut params, "tool", &filter.tool);
+        eq(&mut conditions, &mut params, "language", &filter.language);
+        eq(&mut conditions, &mut params, "code_hash", &filter.code_hash);
+        eq(&mut conditions, &mut params, "outcome", &filter.outcome);
+        self.page(
+            "Execution",
+            conditions,
+            params,
+            &window,
+            |r: &ExecutionRecord| (r.ts, r.id.clone()),
+        )
+        .await
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+        let q = query("MATCH (x:Execution {id: $id}) RETURN x {.*} AS x").param("id", id);
+        let (mut rows, _) = self
+            .read_rows(q, 1)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        rows.pop()
+            .and_then(|mut row| row.remove("x"))
+            .map(|v| serde_json::from_value(v).map_err(|e| QueryError::Unavailable(e.into())))
+            .transpose()
+    }
+
+    async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
+        let q = query(CODE_STATS).param("hash", code_hash);
+        let (mut rows, _) = self
+            .read_rows(q, 1)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        let row = rows.pop().unwrap_or_default();
+        let int = |k: &str| row.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let text = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
+        let (runs, failures) = (int("runs"), int("failures"));
+        Ok(CodeStats {
+            code_hash: code_hash.to_owned(),
+            runs,
+            callers: int("callers"),
+            failures,
+            failure_rate: if runs == 0 {
+                0.0
+            } else {
+                failures as f64 / runs as f64
+            },
+            p50_duration_seconds: row.get("p50").and_then(Value::as_f64),
+            first_seen: text("first_seen"),
+            last_seen: text("last_seen"),
+        })
+    }
+
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
+        let window = Window::new(&filter.since, &filter.until, filter.limit, &filter.cursor)?;
+        let (mut conditions, mut params) = (Vec::new(), Vec::new());
+        eq(&mut conditions, &mut params, "caller_id", &filter.caller);
+        eq(&mut conditions, &mut params, "decision", &filter.event_type);
+        eq(&mut conditions, &mut params, "endpoint", &filter.endpoint);
+        eq(&mut conditions, &mut params, "outcome", &filter.outcome);
+        self.page(
+            "AuditEvent",
+            conditions,
+            params,
+            &window,
+            |e: &AuditEvent| (e.ts, e.id.clone()),
+        )
+        .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "neo4j"
+    }
+}
+
+/// Group helper for graph_upsert: items keyed by a label/type signature.
+pub(crate) fn group_by<T>(items: Vec<(String, T)>) -> HashMap<String, Vec<T>> {
+    let mut groups: HashMap<String, Vec<T>> = HashMap::new();
+    for (key, item) in items {
+        groups.entry(key).or_default().push(item);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_splits_into_statements_without_comments() {
+        let statements = statements(SCHEMA);
+        assert!(statements.len() >= 10);
+        assert!(
+            statements
+                .iter()
+                .all(|s| s.starts_with("CREATE ") && s.contains("IF NOT EXISTS"))
+        );
+    }
+}

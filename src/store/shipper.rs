@@ -1,0 +1,107 @@
+//! Moves outbox records into Neo4j: oldest first, in batches, deleting them only after
+//! Neo4j committed; exponential backoff with jitter while Neo4j fails. Records survive
+//! restarts because the outbox is in SQLite; redelivery is harmless (MERGE on id).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::neo4j::Neo4jStore;
+use super::sqlite::SqliteStore;
+
+/// Records per Neo4j transaction.
+const BATCH: usize = 2000;
+/// How long an idle shipper sleeps before looking again.
+const IDLE: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Shipping counters, for health and metrics.
+#[derive(Default)]
+pub struct ShipperStats {
+    /// Records shipped.
+    pub shipped: AtomicU64,
+    /// Failed shipping attempts.
+    pub failures: AtomicU64,
+}
+
+/// Start the shipper task; it runs for the life of the process.
+pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<ShipperStats>) {
+    tokio::spawn(async move {
+        let mut attempt = 0u32;
+        loop {
+            let batch = {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.outbox_batch(BATCH)).await
+            };
+            let batch = match batch {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(err)) => {
+                    tracing::error!(error = format!("{err:#}"), "reading the outbox failed");
+                    tokio::time::sleep(MAX_BACKOFF).await;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "outbox reader panicked");
+                    tokio::time::sleep(MAX_BACKOFF).await;
+                    continue;
+                }
+            };
+            let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else {
+                tokio::time::sleep(IDLE).await;
+                continue;
+            };
+            let records: Vec<_> = batch.into_iter().map(|(_, r)| r).collect();
+            match neo4j.ship(&records).await {
+                Ok(()) => {
+                    attempt = 0;
+                    stats
+                        .shipped
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    let store = store.clone();
+                    let deleted =
+                        tokio::task::spawn_blocking(move || store.outbox_delete_through(last_seq))
+                            .await;
+                    if !matches!(deleted, Ok(Ok(()))) {
+                        tracing::error!(
+                            "deleting shipped outbox records failed; they will be re-shipped (harmless)"
+                        );
+                    }
+                }
+                Err(err) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    attempt = attempt.saturating_add(1);
+                    let wait = backoff(attempt);
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = wait.as_millis() as u64,
+                        depth = store.outbox_depth(),
+                        "shipping to Neo4j failed"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    });
+}
+
+/// 100 ms doubling per attempt up to [`MAX_BACKOFF`], with ±50% jitter so many servers
+/// do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    let jitter: f64 = 0.5 + rand::random::<f64>();
+    base.mul_f64(jitter).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(300));
+        assert!(backoff(20) <= MAX_BACKOFF);
+        assert!(backoff(20) >= MAX_BACKOFF / 2);
+    }
+}

@@ -1,0 +1,400 @@
+//! `graph_upsert` and `graph_query`: a knowledge graph in Neo4j with the old platform's
+//! contract. `graph_query` is read-only for real: Neo4j's planner must classify it as a
+//! read (`EXPLAIN`), it runs in a READ-mode session (Neo4j itself refuses writes), file
+//! and procedure loaders are refused up front, rows are capped and time is bounded.
+
+use std::collections::{BTreeSet, HashSet};
+
+use neo4rs::query;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use unicode_normalization::UnicodeNormalization;
+
+use super::{ToolError, Tools, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
+use crate::store::ExecutionRecord;
+use crate::store::neo4j::{Neo4jStore, bolt, group_by, with_params};
+
+/// Most rows `graph_query` returns; the response says when it cut.
+pub const MAX_ROWS: usize = 1000;
+/// Most nodes plus relationships in one upsert.
+pub const MAX_UPSERT_ITEMS: usize = 10_000;
+
+/// A node to create or update, identified by `key`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphNode {
+    /// Unique key (`^[A-Za-z_][A-Za-z0-9_\-:]{0,63}$`).
+    pub key: String,
+    /// Labels to add (same pattern).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Properties to set.
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+}
+
+/// A relationship between two keys.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRelationship {
+    /// Key of the start node.
+    pub start: String,
+    /// Key of the end node.
+    pub end: String,
+    /// Relationship type (same pattern as keys).
+    #[serde(rename = "type")]
+    pub rel_type: String,
+    /// Properties to set.
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+}
+
+/// Arguments of `graph_upsert`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphUpsertRequest {
+    /// Nodes to merge by key.
+    #[serde(default)]
+    pub nodes: Vec<GraphNode>,
+    /// Relationships to merge between existing or given keys.
+    #[serde(default)]
+    pub relationships: Vec<GraphRelationship>,
+}
+
+/// What an upsert wrote.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct GraphMetrics {
+    /// Nodes merged.
+    pub node_count: usize,
+    /// Relationships merged.
+    pub relationship_count: usize,
+    /// Distinct labels given.
+    pub labels: Vec<String>,
+    /// Distinct relationship types given.
+    pub relationship_types: Vec<String>,
+    /// 2 * relationships / nodes (0 with no nodes).
+    pub average_degree: f64,
+}
+
+/// Result of `graph_upsert`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct GraphUpsertResponse {
+    /// Id of this call.
+    pub id: String,
+    /// What was written.
+    pub metrics: GraphMetrics,
+}
+
+/// Arguments of `graph_query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphQueryRequest {
+    /// A read-only Cypher query.
+    pub cypher: String,
+    /// Query parameters (a JSON object).
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+}
+
+/// Result of `graph_query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct GraphQueryResponse {
+    /// One object per row: column -> value (nodes as `{id, labels, properties}`,
+    /// relationships as `{id, type, properties, start, end}`).
+    pub results: Vec<Map<String, Value>>,
+    /// Whether rows beyond the cap were dropped.
+    pub truncated: bool,
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<(), ToolError> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::invalid(
+            field,
+            format!("{field} {name:?} must match ^[A-Za-z_][A-Za-z0-9_\\-:]{{0,63}}$"),
+        ))
+    }
+}
+
+fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
+    tools.neo4j.as_deref().ok_or_else(|| {
+        ToolError::invalid(
+            "store",
+            "graph tools need Neo4j: start the server with NEO4J_URI (see docker-compose.yml)",
+        )
+    })
+}
+
+fn unavailable(err: anyhow::Error) -> ToolError {
+    ToolError::Busy {
+        detail: format!("Neo4j unavailable: {err:#}"),
+    }
+}
+
+/// Merge nodes and relationships in one transaction.
+pub async fn graph_upsert(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: GraphUpsertRequest,
+) -> Result<GraphUpsertResponse, ToolError> {
+    tools.admit(ctx, Endpoint::GraphUpsert)?;
+    let result = upsert(tools, request).await;
+    tools.remember(ctx, Endpoint::GraphUpsert, result).await
+}
+
+async fn upsert(
+    tools: &Tools,
+    request: GraphUpsertRequest,
+) -> Result<GraphUpsertResponse, ToolError> {
+    let store = neo4j(tools)?;
+    if request.nodes.len() + request.relationships.len() > MAX_UPSERT_ITEMS {
+        return Err(ToolError::TooLarge {
+            detail: format!("at most {MAX_UPSERT_ITEMS} nodes and relationships per call"),
+        });
+    }
+    let mut labels = BTreeSet::new();
+    for node in &request.nodes {
+        check_name("key", &node.key)?;
+        for label in &node.labels {
+            check_name("label", label)?;
+            labels.insert(label.clone());
+        }
+    }
+    let mut types = BTreeSet::new();
+    for rel in &request.relationships {
+        check_name("type", &rel.rel_type)?;
+        types.insert(rel.rel_type.clone());
+    }
+
+    // A relationship to a key that exists neither here nor in the graph is an error.
+    let given: HashSet<&str> = request.nodes.iter().map(|n| n.key.as_str()).collect();
+    let wanted: BTreeSet<&str> = request
+        .relationships
+        .iter()
+        .flat_map(|r| [r.start.as_str(), r.end.as_str()])
+        .filter(|k| !given.contains(k))
+        .collect();
+    if !wanted.is_empty() {
+        let keys = bolt(json!(wanted)).map_err(ToolError::Internal)?;
+        let q = query("UNWIND $keys AS k OPTIONAL MATCH (n:GraphNode {key: k}) WITH k, n WHERE n IS NULL RETURN collect(k) AS missing").param("keys", keys);
+        let (rows, _) = store.read_rows(q, 1).await.map_err(unavailable)?;
+        let missing: Vec<String> = rows
+            .first()
+            .and_then(|r| r.get("missing"))
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            return Err(ToolError::invalid(
+                "relationships",
+                format!(
+                    "relationships refer to keys that do not exist: {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+
+    let mut queries = Vec::new();
+    let nodes = group_by(
+        request
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut sorted = n.labels.clone();
+                sorted.sort();
+                sorted.dedup();
+                let set: String = sorted.iter().map(|l| format!(":`{l}`")).collect();
+                (set, json!({"key": n.key, "properties": n.properties}))
+            })
+            .collect(),
+    );
+    for (label_set, rows) in nodes {
+        let cypher = format!(
+            "UNWIND $rows AS r MERGE (n:GraphNode {{key: r.key}}) SET n += r.properties SET n{label_set}"
+        );
+        let cypher = if label_set.is_empty() {
+            "UNWIND $rows AS r MERGE (n:GraphNode {key: r.key}) SET n += r.properties".to_owned()
+        } else {
+            cypher
+        };
+        queries.push(query(&cypher).param("rows", bolt(json!(rows)).map_err(ToolError::Internal)?));
+    }
+    let rels = group_by(
+        request
+            .relationships
+            .iter()
+            .map(|r| {
+                (
+                    r.rel_type.clone(),
+                    json!({"start": r.start, "end": r.end, "properties": r.properties}),
+                )
+            })
+            .collect(),
+    );
+    for (rel_type, rows) in rels {
+        let cypher = format!(
+            "UNWIND $rows AS r MATCH (a:GraphNode {{key: r.start}}) MATCH (b:GraphNode {{key: r.end}}) MERGE (a)-[x:`{rel_type}`]->(b) SET x += r.properties"
+        );
+        queries.push(query(&cypher).param("rows", bolt(json!(rows)).map_err(ToolError::Internal)?));
+    }
+    store
+        .write(queries)
+        .await
+        .map_err(|e| match e.downcast_ref::<neo4rs::Error>() {
+            Some(neo4rs::Error::Neo4j(neo)) => ToolError::invalid(
+                "nodes",
+                format!(
+                    "Neo4j refused the upsert: {} ({})",
+                    neo.message(),
+                    neo.code()
+                ),
+            ),
+            _ => unavailable(e),
+        })?;
+    let node_count = request.nodes.len();
+    let relationship_count = request.relationships.len();
+    Ok(GraphUpsertResponse {
+        id: new_id(),
+        metrics: GraphMetrics {
+            node_count,
+            relationship_count,
+            labels: labels.into_iter().collect(),
+            relationship_types: types.into_iter().collect(),
+            average_degree: if node_count == 0 {
+                0.0
+            } else {
+                2.0 * relationship_count as f64 / node_count as f64
+            },
+        },
+    })
+}
+
+/// Keywords and procedures refused before the query reaches Neo4j: they read files or
+/// URLs, run other Cypher, or batch writes — none of which a read-only query needs.
+const DENIED: &[&str] = &[
+    "LOAD CSV",
+    "IN TRANSACTIONS",
+    "APOC.LOAD",
+    "APOC.IMPORT",
+    "APOC.EXPORT",
+    "APOC.PERIODIC",
+    "APOC.CYPHER",
+    "APOC.DO",
+    "APOC.TRIGGER",
+    "APOC.SYSTEMDB",
+    "DBMS.",
+];
+
+/// Refuse what must never run, judged on the NFKC-normalised, upper-cased text with
+/// runs of white space folded (so fullwidth letters or odd spacing cannot hide a keyword).
+fn lexical_check(cypher: &str) -> Result<(), ToolError> {
+    let normalised: String = cypher.nfkc().collect::<String>().to_uppercase();
+    let folded = normalised.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(word) = DENIED.iter().find(|w| folded.contains(*w)) {
+        return Err(ToolError::invalid(
+            "cypher",
+            format!(
+                "graph_query is read-only: `{}` is not allowed",
+                word.trim_end_matches('.')
+            ),
+        ));
+    }
+    if normalised != cypher.to_uppercase() {
+        return Err(ToolError::invalid(
+            "cypher",
+            "graph_query refuses compatibility Unicode characters (e.g. fullwidth letters); write the query in plain text",
+        ));
+    }
+    Ok(())
+}
+
+/// Run a read-only query.
+pub async fn graph_query(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: GraphQueryRequest,
+) -> Result<GraphQueryResponse, ToolError> {
+    tools.admit(ctx, Endpoint::GraphQuery)?;
+    let store = neo4j(tools)?;
+    tools.check_size("cypher", &request.cypher)?;
+    lexical_check(&request.cypher)?;
+    let params = bolt(Value::Object(request.parameters.clone()))
+        .map_err(|e| ToolError::invalid("parameters", e.to_string()))?;
+    let kind = store
+        .query_type(&request.cypher, params.clone())
+        .await
+        .map_err(|e| neo4j_error("cypher", e))?;
+    if kind != neo4rs::summary::Type::Read {
+        return Err(ToolError::invalid(
+            "cypher",
+            format!("graph_query is read-only: Neo4j classifies this query as {kind:?}"),
+        ));
+    }
+    let q = with_params(query(&request.cypher), params);
+    let (results, truncated) = store
+        .read_rows(q, MAX_ROWS)
+        .await
+        .map_err(|e| neo4j_error("cypher", e))?;
+    Ok(GraphQueryResponse { results, truncated })
+}
+
+/// Neo4j's refusals (syntax, access mode) are the caller's to fix (422); anything else
+/// means Neo4j is unavailable (503).
+fn neo4j_error(field: &'static str, err: anyhow::Error) -> ToolError {
+    match err.downcast_ref::<neo4rs::Error>() {
+        Some(neo4rs::Error::Neo4j(neo)) => ToolError::invalid(
+            field,
+            format!(
+                "Neo4j refused the query: {} ({})",
+                neo.message(),
+                neo.code()
+            ),
+        ),
+        _ => unavailable(err),
+    }
+}
+
+impl super::Remembered for GraphUpsertResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            stdout: serde_json::to_string(&self.metrics).ok(),
+            ..super::base_record(ctx, tool, &self.id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_check_refuses_loaders_and_disguised_keywords() {
+        for cypher in [
+            "LOAD CSV FROM 'file:///etc/passwd' AS l RETURN l",
+            "load   csv from 'x' as l return l",
+            "CALL { CREATE (n) } IN TRANSACTIONS",
+            "CALL apoc.load.json('http://x')",
+            "ＣＲＥＡＴＥ (n)",
+            "CALL dbms.procedures()",
+        ] {
+            assert!(lexical_check(cypher).is_err(), "{cypher}");
+        }
+        assert!(lexical_check("MATCH (n:GraphNode {key: $k}) RETURN n").is_ok());
+    }
+
+    #[test]
+    fn names_follow_the_contract_pattern() {
+        assert!(check_name("key", "user-42:x").is_ok());
+        assert!(check_name("key", "9lives").is_err());
+        assert!(check_name("label", "a`b").is_err());
+        assert!(check_name("key", &"x".repeat(65)).is_err());
+    }
+}
