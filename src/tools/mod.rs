@@ -165,7 +165,7 @@ impl Tools {
     /// other finished result is deterministic for its key and is stored.
     pub(crate) async fn cached<Fut>(
         &self,
-        ctx: &CallContext,
+        _ctx: &CallContext,
         endpoint: Endpoint,
         use_cache: bool,
         key_inputs: &impl serde::Serialize,
@@ -182,16 +182,8 @@ impl Tools {
             .cache
             .get_or_compute(key, admit_to_cache, compute)
             .await?;
-        let cached = provenance == Provenance::Cached;
-        if cached {
-            self.audit.record(AuditEvent::new(
-                ctx,
-                endpoint.name(),
-                AuditDecision::CacheHit,
-                None,
-            ));
-        }
-        Ok((result, cached))
+        // The call's single audit event (decision `cache_hit`) is written by `remember`.
+        Ok((result, provenance == Provenance::Cached))
     }
 
     /// Refuse source text over the configured size limit.

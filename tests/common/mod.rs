@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -188,5 +190,58 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The Neo4j the tests use. Missing is a failure, not a skip: run the suite through
+/// `make test`, which starts Neo4j (scripts/neo4j/neo4j.sh run).
+pub fn neo4j_uri() -> String {
+    std::env::var("NEO4J_URI").expect(
+        "NEO4J_URI is not set: the Neo4j tests need a real Neo4j; run them with `make test`",
+    )
+}
+
+/// A direct Neo4j client for checking what the server wrote.
+pub fn neo4j_client() -> neo4rs::Graph {
+    let config = neo4rs::ConfigBuilder::default()
+        .uri(neo4j_uri())
+        .user("neo4j")
+        .password("")
+        .build()
+        .unwrap();
+    neo4rs::Graph::connect(config).unwrap()
+}
+
+/// One integer from a Cypher query returning a single `n` column.
+pub async fn neo4j_count(graph: &neo4rs::Graph, cypher: &str, params: &[(&str, &str)]) -> i64 {
+    let mut q = neo4rs::query(cypher);
+    for (key, value) in params {
+        q = q.param(key, *value);
+    }
+    let mut rows = graph.execute(q).await.expect("neo4j query");
+    let row = rows.next().await.expect("neo4j row").expect("a row");
+    row.get::<i64>("n").expect("column n")
+}
+
+impl TestServer {
+    /// Wait until the outbox is empty (everything shipped to Neo4j), up to `timeout`.
+    pub async fn wait_shipped(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let health: serde_json::Value = self
+                .http
+                .get(self.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if health["store"]["outbox_depth"] == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "outbox never drained: {health}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
