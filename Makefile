@@ -7,6 +7,8 @@ GUEST_DIR   := build/guest
 TEST_VENV   := build/test-venv
 TEST_PY     := $(TEST_VENV)/bin/python
 CARGO       ?= cargo
+# The test Neo4j listens here (127.0.0.1 only), away from any Neo4j of the user's own.
+NEO4J_TEST_PORT ?= 17687
 
 .PHONY: all guest build release run mcp test test-rust test-python test-guest lint fmt bench clean
 
@@ -36,13 +38,22 @@ $(TEST_VENV)/.installed: tests/python/requirements.txt
 	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/python/requirements.txt
 	touch $@
 
-## test: lint, then every test (Rust unit + integration, guest logic, MCP clients)
+## test: lint, then every test (Rust unit + integration, guest logic, MCP clients), with a
+## real Neo4j fetched from Maven Central and started for the run (stopped even on failure)
 test: guest $(TEST_VENV)/.installed lint
 	$(CARGO) build --locked
-	$(MAKE) test-rust test-guest test-python
+	$(CARGO) test --locked --no-run
+	scripts/neo4j/neo4j.sh fetch
+	scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
+
+test-all: test-rust test-neo4j-outage test-guest test-python
 
 test-rust:
 	$(CARGO) test --locked
+
+## Stops and restarts the shared Neo4j, so it runs alone, after everything else using it.
+test-neo4j-outage:
+	$(CARGO) test --locked --test neo4j_outage -- --ignored --test-threads=1
 
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py

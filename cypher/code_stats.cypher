@@ -1,6 +1,7 @@
-// Statistics for one code hash (uses execution_code_hash_ts).
+// Statistics for one code hash. `e.ts IS NOT NULL` lets the planner use the composite
+// (code_hash, ts) index; without it Neo4j scans every :Execution.
 MATCH (e:Execution)
-WHERE e.code_hash = $hash
+WHERE e.code_hash = $hash AND e.ts IS NOT NULL
 RETURN count(e) AS runs,
        count(DISTINCT e.caller_id) AS callers,
        sum(CASE WHEN e.outcome <> 'ok' THEN 1 ELSE 0 END) AS failures,

@@ -26,9 +26,18 @@ async fn each_tool_call_is_one_audit_event_and_one_linked_record() {
     let calls = [
         ("/execute_code", json!({"code": format!("print('{name}')")})),
         ("/lint_code", json!({"code": format!("x = '{name}'\n")})),
-        ("/run_tests", json!({"code": format!("def test_x():\n    assert '{name}'\n")})),
-        ("/generate_code", json!({"template": format!("{name} {{{{ a }}}}"), "context": {"a": 1}})),
-        ("/graph_upsert", json!({"nodes": [{"key": format!("k{}", name.replace('-', "_")), "labels": ["Test"]}]})),
+        (
+            "/run_tests",
+            json!({"code": format!("def test_x():\n    assert '{name}'\n")}),
+        ),
+        (
+            "/generate_code",
+            json!({"template": format!("{name} {{{{ a }}}}"), "context": {"a": 1}}),
+        ),
+        (
+            "/graph_upsert",
+            json!({"nodes": [{"key": format!("k{}", name.replace('-', "_")), "labels": ["Test"]}]}),
+        ),
     ];
     let mut hashes = Vec::new();
     for (path, body) in calls {
@@ -41,17 +50,51 @@ async fn each_tool_call_is_one_audit_event_and_one_linked_record() {
     server.wait_shipped(Duration::from_secs(60)).await;
     let graph = neo4j_client();
     let p = [("caller", caller.as_str())];
-    assert_eq!(neo4j_count(&graph, "MATCH (:User {id: $caller})-[:RAN]->(e:Execution) RETURN count(e) AS n", &p).await, 5);
     assert_eq!(
-        neo4j_count(&graph, "MATCH (:User {id: $caller})-[:RAN]->(:Execution)-[:OF]->(c:Code) RETURN count(c) AS n", &p).await,
+        neo4j_count(
+            &graph,
+            "MATCH (:User {id: $caller})-[:RAN]->(e:Execution) RETURN count(e) AS n",
+            &p
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (:User {id: $caller})-[:RAN]->(:Execution)-[:OF]->(c:Code) RETURN count(c) AS n",
+            &p
+        )
+        .await,
         4,
         "every record with code links to its Code node"
     );
-    assert_eq!(neo4j_count(&graph, "MATCH (a:AuditEvent)-[:BY]->(:User {id: $caller}) RETURN count(a) AS n", &p).await, 5);
-    assert_eq!(neo4j_count(&graph, "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n", &p).await, 5);
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (a:AuditEvent)-[:BY]->(:User {id: $caller}) RETURN count(a) AS n",
+            &p
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
+            &p
+        )
+        .await,
+        5
+    );
     for hash in hashes {
         assert_eq!(
-            neo4j_count(&graph, "MATCH (c:Code {hash: $h}) RETURN count(c) AS n", &[("h", &hash)]).await,
+            neo4j_count(
+                &graph,
+                "MATCH (c:Code {hash: $h}) RETURN count(c) AS n",
+                &[("h", &hash)]
+            )
+            .await,
             1,
             "Code nodes are unique per hash"
         );
@@ -67,25 +110,63 @@ async fn counts_match_after_a_thousand_mixed_calls() {
     let mut calls = Vec::new();
     for i in 0..1000 {
         let (path, body) = match i % 4 {
-            0 => ("/execute_code", json!({"code": format!("print({})", i % 50)})),
+            0 => (
+                "/execute_code",
+                json!({"code": format!("print({})", i % 50)}),
+            ),
             1 => ("/lint_code", json!({"code": format!("x = {}\n", i % 50)})),
-            2 => ("/generate_code", json!({"template": "{{ n }}", "context": {"n": i}})),
-            _ => ("/execute_code", json!({"code": "console.log(1)", "language": "javascript"})),
+            2 => (
+                "/generate_code",
+                json!({"template": "{{ n }}", "context": {"n": i}}),
+            ),
+            _ => (
+                "/execute_code",
+                json!({"code": "console.log(1)", "language": "javascript"}),
+            ),
         };
         calls.push((path, body));
     }
     let mut ok = 0;
     for chunk in calls.chunks(25) {
-        let results = futures::future::join_all(chunk.iter().map(|(path, body)| post_as(&server, &agent, path, body.clone()))).await;
+        let results = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|(path, body)| post_as(&server, &agent, path, body.clone())),
+        )
+        .await;
         ok += results.iter().filter(|(status, _)| *status == 200).count();
     }
     assert_eq!(ok, 1000);
     server.wait_shipped(Duration::from_secs(120)).await;
     let graph = neo4j_client();
     let p = [("caller", caller.as_str())];
-    assert_eq!(neo4j_count(&graph, "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n", &p).await, 1000);
-    assert_eq!(neo4j_count(&graph, "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n", &p).await, 1000);
-    assert_eq!(neo4j_count(&graph, "MATCH (:User {id: $caller})-[r:RAN]->() RETURN count(r) AS n", &p).await, 1000);
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
+            &p
+        )
+        .await,
+        1000
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
+            &p
+        )
+        .await,
+        1000
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (:User {id: $caller})-[r:RAN]->() RETURN count(r) AS n",
+            &p
+        )
+        .await,
+        1000
+    );
 }
 
 #[tokio::test]
@@ -110,11 +191,16 @@ async fn graph_query_refuses_every_write_and_writes_nothing() {
         assert_eq!(body["field"], "cypher", "{cypher}: {body}");
         let detail = body["detail"].as_str().unwrap();
         assert!(
-            detail.starts_with("graph_query is read-only") || detail.starts_with("graph_query refuses") || detail.starts_with("Neo4j refused the query"),
+            detail.starts_with("graph_query is read-only")
+                || detail.starts_with("graph_query refuses")
+                || detail.starts_with("Neo4j refused the query"),
             "{cypher}: {detail}"
         );
     }
-    assert_eq!(neo4j_count(&graph, "MATCH (n:Evil) RETURN count(n) AS n", &[]).await, before);
+    assert_eq!(
+        neo4j_count(&graph, "MATCH (n:Evil) RETURN count(n) AS n", &[]).await,
+        before
+    );
     // Reads work, with the old platform's serialisation.
     let key = format!("q{}", uuid_like());
     let (status, _) = server
@@ -127,8 +213,19 @@ async fn graph_query_refuses_every_write_and_writes_nothing() {
         .await;
     assert_eq!(status, 200, "{body}");
     let row = &body["results"][0];
-    assert_eq!(row["a"]["labels"], json!(["Doc", "GraphNode"]).as_array().map(|_| row["a"]["labels"].clone()).unwrap());
-    assert!(row["a"]["labels"].as_array().unwrap().contains(&json!("Doc")));
+    assert_eq!(
+        row["a"]["labels"],
+        json!(["Doc", "GraphNode"])
+            .as_array()
+            .map(|_| row["a"]["labels"].clone())
+            .unwrap()
+    );
+    assert!(
+        row["a"]["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Doc"))
+    );
     assert_eq!(row["a"]["properties"]["title"], "t");
     assert_eq!(row["r"]["type"], "CITES");
     assert_eq!(row["r"]["properties"]["w"], 2);
@@ -136,10 +233,16 @@ async fn graph_query_refuses_every_write_and_writes_nothing() {
     assert_eq!(row["other"], format!("{key}b"));
     // A relationship to an unknown key is an error naming it, and writes nothing.
     let (status, body) = server
-        .post("/graph_upsert", json!({"relationships": [{"start": key, "end": "nowhere_1", "type": "CITES"}]}))
+        .post(
+            "/graph_upsert",
+            json!({"relationships": [{"start": key, "end": "nowhere_1", "type": "CITES"}]}),
+        )
         .await;
     assert_eq!(status, 422);
-    assert_eq!(body["detail"], "relationships refer to keys that do not exist: nowhere_1");
+    assert_eq!(
+        body["detail"],
+        "relationships refer to keys that do not exist: nowhere_1"
+    );
 }
 
 #[tokio::test]
@@ -147,4 +250,3 @@ async fn history_filters_paginate_and_audit_is_admin_only() {
     let server = neo4j_server();
     history_contract(&server).await;
 }
-

@@ -7,8 +7,18 @@ use serde_json::{Value, json};
 use super::{TestServer, client_with_token};
 
 /// POST JSON with `client`.
-pub async fn post_as(server: &TestServer, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
-    let response = client.post(server.url(path)).json(&body).send().await.unwrap();
+pub async fn post_as(
+    server: &TestServer,
+    client: &reqwest::Client,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = client
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -38,7 +48,13 @@ pub fn caller_id(server: &TestServer, name: &str) -> String {
 
 /// A unique suffix for names.
 pub fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 /// The same history contract, checked against whichever backend `server` uses.
@@ -48,26 +64,58 @@ pub async fn history_contract(server: &TestServer) {
     let dev = client_with_token(&dev_token);
     let caller = caller_id(server, &name);
     for i in 0..5 {
-        post_as(server, &dev, "/execute_code", json!({"code": format!("print({i})")})).await;
+        post_as(
+            server,
+            &dev,
+            "/execute_code",
+            json!({"code": format!("print({i})")}),
+        )
+        .await;
     }
-    post_as(server, &dev, "/execute_code", json!({"code": "raise SystemExit(3)"})).await;
+    post_as(
+        server,
+        &dev,
+        "/execute_code",
+        json!({"code": "raise SystemExit(3)"}),
+    )
+    .await;
     post_as(server, &dev, "/lint_code", json!({"code": "x = 1\n"})).await;
     server.wait_shipped(Duration::from_secs(60)).await;
 
-    let (status, page1) = get_as(server, &dev, &format!("/execution_history?caller={caller}&tool=execute_code&limit=4")).await;
+    let (status, page1) = get_as(
+        server,
+        &dev,
+        &format!("/execution_history?caller={caller}&tool=execute_code&limit=4"),
+    )
+    .await;
     assert_eq!(status, 200, "{page1}");
     let items = page1["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
     let ts: Vec<i64> = items.iter().map(|i| i["ts"].as_i64().unwrap()).collect();
     assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first");
     let cursor = page1["next_cursor"].as_str().unwrap();
-    let (_, page2) = get_as(server, &dev, &format!("/execution_history?caller={caller}&tool=execute_code&limit=4&cursor={cursor}")).await;
+    let (_, page2) = get_as(
+        server,
+        &dev,
+        &format!("/execution_history?caller={caller}&tool=execute_code&limit=4&cursor={cursor}"),
+    )
+    .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert!(page2["next_cursor"].is_null());
-    let (_, failed) = get_as(server, &dev, &format!("/execution_history?caller={caller}&outcome=error")).await;
+    let (_, failed) = get_as(
+        server,
+        &dev,
+        &format!("/execution_history?caller={caller}&outcome=error"),
+    )
+    .await;
     assert_eq!(failed["items"].as_array().unwrap().len(), 1);
     assert_eq!(failed["items"][0]["return_code"], 3);
-    let (_, lint) = get_as(server, &dev, &format!("/execution_history?caller={caller}&tool=lint_code")).await;
+    let (_, lint) = get_as(
+        server,
+        &dev,
+        &format!("/execution_history?caller={caller}&tool=lint_code"),
+    )
+    .await;
     assert_eq!(lint["items"].as_array().unwrap().len(), 1);
     let id = lint["items"][0]["id"].as_str().unwrap();
     let (status, one) = get_as(server, &dev, &format!("/executions/{id}")).await;
@@ -85,11 +133,24 @@ pub async fn history_contract(server: &TestServer) {
     // The audit log is for admins.
     let (status, body) = get_as(server, &dev, "/audit_log").await;
     assert_eq!(status, 403, "{body}");
-    let (status, audit) = get_as(server, &server.http, &format!("/audit_log?caller={caller}&event_type=allowed")).await;
+    let (status, audit) = get_as(
+        server,
+        &server.http,
+        &format!("/audit_log?caller={caller}&event_type=allowed"),
+    )
+    .await;
     assert_eq!(status, 200, "{audit}");
     let events = audit["items"].as_array().unwrap();
     assert!(events.len() >= 7, "{audit}");
     assert!(events.iter().all(|e| e["caller_id"] == caller.as_str()));
-    let (_, agent_history) = get_as(server, &client_with_token(&server.create_token("agent", "nosy")), "/execution_history").await;
-    assert_eq!(agent_history["detail"], "role agent may not call history; it needs developer or higher");
+    let (_, agent_history) = get_as(
+        server,
+        &client_with_token(&server.create_token("agent", "nosy")),
+        "/execution_history",
+    )
+    .await;
+    assert_eq!(
+        agent_history["detail"],
+        "role agent may not call history; it needs developer or higher"
+    );
 }

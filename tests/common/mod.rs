@@ -22,7 +22,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The bootstrap admin token the server was started with.
     pub admin_token: String,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Option<tempfile::TempDir>,
+    data_path: std::path::PathBuf,
 }
 
 fn repo_root() -> PathBuf {
@@ -47,11 +48,19 @@ impl TestServer {
 
     /// The server's log so far (only for [`Self::spawn_logged`] servers).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._data_dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.data_path.as_path().join("server.log")).unwrap_or_default()
     }
 
     fn spawn_inner(env: &[(&str, &str)], log_to_file: bool) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp data dir");
+        Self::spawn_in(
+            tempfile::tempdir().expect("temp data dir"),
+            env,
+            log_to_file,
+        )
+    }
+
+    /// Start a server on an existing data directory (e.g. one a killed server left).
+    pub fn spawn_in(data_dir: tempfile::TempDir, env: &[(&str, &str)], log_to_file: bool) -> Self {
         let admin_token = format!("sg_test_admin_{}", std::process::id())
             + &format!(
                 "{:x}",
@@ -101,7 +110,8 @@ impl TestServer {
             base,
             http,
             admin_token,
-            _data_dir: data_dir,
+            data_path: data_dir.path().to_owned(),
+            _data_dir: Some(data_dir),
         }
     }
 
@@ -109,7 +119,7 @@ impl TestServer {
     pub fn create_token(&self, role: &str, name: &str) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_sandgraph"))
             .args(["token", "create", "--role", role, "--name", name])
-            .env("SANDGRAPH_DATA_DIR", self._data_dir.path())
+            .env("SANDGRAPH_DATA_DIR", self.data_path.as_path())
             .output()
             .expect("sandgraph token create");
         assert!(output.status.success(), "{output:?}");
@@ -118,7 +128,7 @@ impl TestServer {
 
     /// The data directory (for running admin commands against it).
     pub fn data_dir(&self) -> &std::path::Path {
-        self._data_dir.path()
+        self.data_path.as_path()
     }
 
     /// The URL of `path`.
@@ -186,6 +196,15 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
         .expect("http client")
 }
 
+impl TestServer {
+    /// Kill the server with SIGKILL (no shutdown of any kind) and keep its data dir.
+    pub fn kill_keep_data(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._data_dir.take().expect("data dir")
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -240,7 +259,10 @@ impl TestServer {
             if health["store"]["outbox_depth"] == 0 {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "outbox never drained: {health}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "outbox never drained: {health}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

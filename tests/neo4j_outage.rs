@@ -1,0 +1,145 @@
+//! Neo4j going away must cost nothing acknowledged. These tests stop and start the test
+//! Neo4j (scripts/neo4j/neo4j.sh), so `make test` runs them on their own, one at a time.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::contract::{caller_id, post_as, uuid_like};
+use common::{TestServer, client_with_token, neo4j_client, neo4j_count, neo4j_uri};
+use serde_json::{Value, json};
+
+fn neo4j_script(args: &[&str]) {
+    let port = neo4j_uri().rsplit(':').next().unwrap().to_owned();
+    let mut full: Vec<&str> = args.to_vec();
+    if args[0] == "start" {
+        full.extend(["--port", &port, "--http-port", "0"]);
+    }
+    let status = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/neo4j/neo4j.sh"
+    ))
+    .args(&full)
+    .status()
+    .expect("running scripts/neo4j/neo4j.sh");
+    assert!(status.success(), "neo4j.sh {args:?} failed");
+}
+
+async fn outbox_depth(server: &TestServer) -> u64 {
+    let health: Value = server
+        .http
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["store"]["outbox_depth"].as_u64().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "stops the shared Neo4j: make test runs it alone (--ignored --test-threads=1)"]
+async fn neo4j_stopped_mid_load_loses_nothing_and_duplicates_nothing() {
+    let server = TestServer::spawn_with(&[
+        ("NEO4J_URI", &neo4j_uri()),
+        ("SANDGRAPH_RATE_LIMIT", "100000/second"),
+    ]);
+    let name = format!("outage-{}", uuid_like());
+    let agent = client_with_token(&server.create_token("agent", &name));
+    let caller = caller_id(&server, &name);
+    let mut acknowledged = 0;
+    for i in 0..60 {
+        if i == 20 {
+            neo4j_script(&["stop"]);
+        }
+        if i == 45 {
+            assert!(
+                outbox_depth(&server).await > 0,
+                "records must wait in the outbox while Neo4j is down"
+            );
+        }
+        let (status, body) = post_as(
+            &server,
+            &agent,
+            "/execute_code",
+            json!({"code": format!("print({i})")}),
+        )
+        .await;
+        assert_eq!(status, 200, "call {i} failed while Neo4j was down: {body}");
+        acknowledged += 1;
+    }
+    // The server keeps serving and says it is degraded, not dead.
+    server.assert_alive().await;
+    neo4j_script(&["start"]);
+    server.wait_shipped(Duration::from_secs(120)).await;
+    let graph = neo4j_client();
+    let p = [("caller", caller.as_str())];
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
+            &p
+        )
+        .await,
+        acknowledged
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
+            &p
+        )
+        .await,
+        acknowledged
+    );
+}
+
+#[tokio::test]
+#[ignore = "stops the shared Neo4j: make test runs it alone (--ignored --test-threads=1)"]
+async fn records_acknowledged_before_sigkill_ship_after_restart() {
+    // First life: Neo4j unreachable (nothing listens on port 1), so everything stays in
+    // the outbox; then the server is killed without any chance to flush.
+    let first = TestServer::spawn_with(&[("NEO4J_URI", "bolt://127.0.0.1:1")]);
+    let name = format!("sigkill-{}", uuid_like());
+    let agent = client_with_token(&first.create_token("agent", &name));
+    let caller = caller_id(&first, &name);
+    let n = 40;
+    for i in 0..n {
+        let (status, body) = post_as(
+            &first,
+            &agent,
+            "/lint_code",
+            json!({"code": format!("x = {i}\n")}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(outbox_depth(&first).await, 2 * n as u64);
+    let data = first.kill_keep_data();
+
+    // Second life, same data dir, Neo4j reachable: all N calls ship.
+    let second = TestServer::spawn_in(data, &[("NEO4J_URI", &neo4j_uri())], false);
+    second.wait_shipped(Duration::from_secs(120)).await;
+    let graph = neo4j_client();
+    let p = [("caller", caller.as_str())];
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
+            &p
+        )
+        .await,
+        n
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
+            &p
+        )
+        .await,
+        n
+    );
+}
