@@ -1,0 +1,781 @@
+//! HTTP load generator for `POST /execute_code`.
+//!
+//! Starts the `sandgraph` binary cargo built for this bench (or `SANDGRAPH_BIN`, or uses
+//! `--url` against a server already running), then runs each scenario with C concurrent
+//! keep-alive workers for a fixed duration (or a fixed count) and reports p50/p95/p99
+//! latency, throughput, errors and the server's memory (VmRSS now, VmHWM = peak since the
+//! scenario began; the peak is reset per scenario through `/proc/PID/clear_refs`).
+//!
+//! ```text
+//! cargo bench --bench http_load                         # every scenario
+//! cargo bench --bench http_load -- py_c1 sleep64        # scenarios whose name contains a word
+//! cargo bench --bench http_load -- --duration 5
+//! cargo bench --bench http_load -- --url http://127.0.0.1:8000 --pid 1234 \
+//!     --header 'Authorization: Bearer X'
+//! ```
+//!
+//! Options:
+//! * `--duration SECS` (default 10): length of each timed scenario, after a 1 s warm-up.
+//! * `--header 'Name: value'` (repeatable): sent with every request.
+//! * `--url URL`: load an existing server instead of starting one; `--pid PID` to read
+//!   its memory.
+//! * `--server-env KEY=VALUE` (repeatable): extra environment for the started server.
+//! * `--list`: print the scenarios and exit.
+//!
+//! The started server gets a bench admin token (`SANDGRAPH_ADMIN_TOKEN`, sent as a bearer
+//! token) and an effectively unlimited rate limit, so it can be loaded once authentication
+//! and rate limiting are on; a server without them ignores both.
+//!
+//! "uncached" scenarios make every request's code unique (a trailing comment with a
+//! counter) so a result cache can never answer them; "cached" scenarios repeat one
+//! identical request.
+//!
+//! The `subprocess` scenarios are the executor of the platform sandgraph replaces:
+//! `python3 -c "print('hi')"` spawned per request, in this process, timed with the same
+//! histogram (no HTTP, so it is flattered slightly). `BENCH_PYTHON` picks the interpreter
+//! (default /usr/bin/python3, else `python3` on PATH).
+//!
+//! The table is printed and written to `target/bench-results/http_load.md`.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hdrhistogram::Histogram;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+const BENCH_TOKEN: &str = "sgbench-0123456789abcdef0123456789abcdef";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------
+
+struct Options {
+    duration: Duration,
+    headers: Vec<(String, String)>,
+    url: Option<String>,
+    pid: Option<u32>,
+    server_env: Vec<(String, String)>,
+    filters: Vec<String>,
+    list: bool,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        duration: Duration::from_secs(10),
+        headers: Vec::new(),
+        url: None,
+        pid: None,
+        server_env: Vec::new(),
+        filters: Vec::new(),
+        list: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            // cargo bench passes `--bench` to every harness = false target.
+            "--bench" => {}
+            "--duration" => {
+                let secs: f64 = value("--duration")?.parse().context("--duration")?;
+                options.duration = Duration::from_secs_f64(secs);
+            }
+            "--header" | "-H" => {
+                let h = value("--header")?;
+                let (name, val) = h
+                    .split_once(':')
+                    .with_context(|| format!("--header {h:?}: expected 'Name: value'"))?;
+                options
+                    .headers
+                    .push((name.trim().to_owned(), val.trim().to_owned()));
+            }
+            "--url" => options.url = Some(value("--url")?.trim_end_matches('/').to_owned()),
+            "--pid" => options.pid = Some(value("--pid")?.parse().context("--pid")?),
+            "--server-env" => {
+                let kv = value("--server-env")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--server-env {kv:?}: expected KEY=VALUE"))?;
+                options.server_env.push((k.to_owned(), v.to_owned()));
+            }
+            "--list" => options.list = true,
+            other if other.starts_with('-') => bail!("unknown option {other}"),
+            other => options.filters.push(other.to_owned()),
+        }
+    }
+    Ok(options)
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Requests against the server; unique code per request unless `cached`.
+    Http {
+        language: &'static str,
+        code: &'static str,
+        expect: &'static str,
+        cached: bool,
+    },
+    /// `count` requests fired at once, all held open (memory with many live instances).
+    Burst {
+        code: &'static str,
+        count: usize,
+        rounds: usize,
+    },
+    /// `python3 -c` spawned per request, in this process.
+    Subprocess,
+}
+
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    concurrency: usize,
+    kind: Kind,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let py = Kind::Http {
+        language: "python",
+        code: "print('hi')",
+        expect: "hi\n",
+        cached: false,
+    };
+    let js = Kind::Http {
+        language: "javascript",
+        code: "console.log('hi')",
+        expect: "hi\n",
+        cached: false,
+    };
+    let py_cached = Kind::Http {
+        language: "python",
+        code: "print('hi')",
+        expect: "hi\n",
+        cached: true,
+    };
+    vec![
+        Scenario {
+            name: "py_c1",
+            what: "python print('hi'), uncached",
+            concurrency: 1,
+            kind: py,
+        },
+        Scenario {
+            name: "py_c8",
+            what: "python print('hi'), uncached",
+            concurrency: 8,
+            kind: py,
+        },
+        Scenario {
+            name: "py_c16",
+            what: "python print('hi'), uncached",
+            concurrency: 16,
+            kind: py,
+        },
+        Scenario {
+            name: "js_c1",
+            what: "javascript console.log('hi'), uncached",
+            concurrency: 1,
+            kind: js,
+        },
+        Scenario {
+            name: "js_c8",
+            what: "javascript console.log('hi'), uncached",
+            concurrency: 8,
+            kind: js,
+        },
+        Scenario {
+            name: "py_cached_c8",
+            what: "python print('hi'), identical request repeated",
+            concurrency: 8,
+            kind: py_cached,
+        },
+        Scenario {
+            name: "sleep64",
+            what: "64 x `import time; time.sleep(1)` held at once, 3 rounds",
+            concurrency: 64,
+            kind: Kind::Burst {
+                code: "import time; time.sleep(1)",
+                count: 64,
+                rounds: 3,
+            },
+        },
+        Scenario {
+            name: "subprocess_c1",
+            what: "baseline: spawn `python3 -c \"print('hi')\"` per request (no HTTP)",
+            concurrency: 1,
+            kind: Kind::Subprocess,
+        },
+        Scenario {
+            name: "subprocess_c8",
+            what: "baseline: spawn `python3 -c \"print('hi')\"` per request (no HTTP)",
+            concurrency: 8,
+            kind: Kind::Subprocess,
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// The server under test
+// ---------------------------------------------------------------------------------------
+
+struct Server {
+    child: Option<Child>,
+    base: String,
+    pid: Option<u32>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SANDGRAPH_BIN") {
+        return PathBuf::from(bin);
+    }
+    // Cargo builds the package's binaries (bench profile = release settings) before
+    // running a bench and tells us where.
+    PathBuf::from(env!("CARGO_BIN_EXE_sandgraph"))
+}
+
+fn start_server(options: &Options) -> anyhow::Result<Server> {
+    if let Some(url) = &options.url {
+        return Ok(Server {
+            child: None,
+            base: url.clone(),
+            pid: options.pid,
+            _data_dir: None,
+        });
+    }
+    let bin = server_binary();
+    let data_dir = tempfile::tempdir()?;
+    let root = repo_root();
+    let mut command = Command::new(&bin);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("SANDGRAPH_DATA_DIR", data_dir.path())
+        .env(
+            "SANDGRAPH_GUEST_DIR",
+            std::env::var_os("SANDGRAPH_GUEST_DIR")
+                .unwrap_or_else(|| root.join("build/guest").into()),
+        )
+        .env(
+            "SANDGRAPH_COMPILED_CACHE_DIR",
+            std::env::var_os("SANDGRAPH_COMPILED_CACHE_DIR")
+                .unwrap_or_else(|| target_dir().join("test-compiled-guests").into()),
+        )
+        .env("SANDGRAPH_ADMIN_TOKEN", BENCH_TOKEN)
+        .env("SANDGRAPH_RATE_LIMIT", "1000000/second burst 1000000")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in &options.server_env {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("stdout piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let Some(line) = lines.next() else {
+            let status = child.wait()?;
+            bail!("{} exited ({status}) before listening", bin.display());
+        };
+        if let Some(address) = line?.strip_prefix("listening on ") {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    eprintln!(
+        "server {} (pid {}) listening on {base} after {:.2} s",
+        bin.display(),
+        child.id(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Server {
+        pid: Some(child.id()),
+        child: Some(child),
+        base,
+        _data_dir: Some(data_dir),
+    })
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn memory(pid: Option<u32>) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Reset the peak-RSS counter (VmHWM) so it reflects the next scenario only.
+fn reset_peak(pid: Option<u32>) -> bool {
+    pid.is_some_and(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+}
+
+/// Sample VmRSS every 10 ms until stopped; the largest sample (KiB).
+fn spawn_rss_sampler(pid: Option<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some((rss, _)) = memory(pid) {
+                peak = peak.max(rss);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Outcome {
+    histogram: Option<Histogram<u64>>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    rss_kib: Option<u64>,
+    peak_kib: Option<u64>,
+    sampled_peak_kib: Option<u64>,
+    peak_reset: bool,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
+}
+
+struct Shared {
+    client: reqwest::Client,
+    base: String,
+    counter: AtomicU64,
+}
+
+/// One request; `Ok(())` when the run printed what was expected.
+async fn http_once(
+    shared: &Shared,
+    language: &str,
+    code: &str,
+    expect: &str,
+    cached: bool,
+) -> anyhow::Result<()> {
+    let code = if cached {
+        code.to_owned()
+    } else {
+        let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+        let comment = if language == "python" { "#" } else { "//" };
+        format!("{code} {comment} {n}")
+    };
+    let response = shared
+        .client
+        .post(format!("{}/execute_code", shared.base))
+        .json(&json!({"code": code, "language": language, "timeout_seconds": 8}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("HTTP {status}: {body}");
+    }
+    if body["return_code"] != 0 || body["stdout"] != expect {
+        bail!("unexpected result: {body}");
+    }
+    Ok(())
+}
+
+async fn subprocess_once(python: &str) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(python)
+        .args(["-c", "print('hi')"])
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    if !output.status.success() || output.stdout != b"hi\n" {
+        bail!("python3 failed: {:?}", output);
+    }
+    Ok(())
+}
+
+fn subprocess_python() -> String {
+    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".to_owned()
+        } else {
+            "python3".to_owned()
+        }
+    })
+}
+
+/// C workers, each looping until `deadline`; returns the merged histogram and counts.
+async fn closed_loop(
+    shared: Arc<Shared>,
+    scenario: &Scenario,
+    duration: Duration,
+    record: bool,
+) -> Outcome {
+    let deadline = Instant::now() + duration;
+    let kind = scenario.kind;
+    let python = Arc::new(subprocess_python());
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..scenario.concurrency {
+        let shared = shared.clone();
+        let python = python.clone();
+        workers.push(tokio::spawn(async move {
+            let mut h = new_histogram();
+            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let result = match kind {
+                    Kind::Http {
+                        language,
+                        code,
+                        expect,
+                        cached,
+                    } => http_once(&shared, language, code, expect, cached).await,
+                    Kind::Subprocess => subprocess_once(&python).await,
+                    Kind::Burst { .. } => unreachable!(),
+                };
+                let us = (t.elapsed().as_micros() as u64).clamp(1, 600_000_000);
+                match result {
+                    Ok(()) => {
+                        ok += 1;
+                        h.saturating_record(us);
+                    }
+                    Err(err) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{err:#}"));
+                    }
+                }
+            }
+            (h, ok, errors, first_error)
+        }));
+    }
+    let mut outcome = Outcome::default();
+    let mut merged = new_histogram();
+    for worker in workers {
+        let (h, ok, errors, first_error) = worker.await.expect("worker");
+        merged.add(h).expect("merge histograms");
+        outcome.ok += ok;
+        outcome.errors += errors;
+        if outcome.first_error.is_none() {
+            outcome.first_error = first_error;
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    if record {
+        outcome.histogram = Some(merged);
+    }
+    outcome
+}
+
+/// `count` requests at once, `rounds` times; each round waits for all of them.
+async fn burst(shared: Arc<Shared>, code: &'static str, count: usize, rounds: usize) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut merged = new_histogram();
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let mut tasks = Vec::new();
+        for _ in 0..count {
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let r = http_once(&shared, "python", code, "", false).await;
+                (t.elapsed(), r)
+            }));
+        }
+        for task in tasks {
+            let (elapsed, result) = task.await.expect("burst task");
+            match result {
+                Ok(()) => {
+                    outcome.ok += 1;
+                    merged.saturating_record((elapsed.as_micros() as u64).max(1));
+                }
+                Err(err) => {
+                    outcome.errors += 1;
+                    outcome
+                        .first_error
+                        .get_or_insert_with(|| format!("{err:#}"));
+                }
+            }
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    outcome.histogram = Some(merged);
+    outcome
+}
+
+async fn run_scenario(
+    shared: Arc<Shared>,
+    scenario: &Scenario,
+    options: &Options,
+    pid: Option<u32>,
+) -> Outcome {
+    let in_server = !matches!(scenario.kind, Kind::Subprocess);
+    if let Kind::Http { .. } | Kind::Subprocess = scenario.kind {
+        // Warm-up: connections, allocator, page cache.
+        let _ = closed_loop(shared.clone(), scenario, Duration::from_secs(1), false).await;
+    }
+    let peak_reset = in_server && reset_peak(pid);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = spawn_rss_sampler(if in_server { pid } else { None }, stop.clone());
+    let mut outcome = match scenario.kind {
+        Kind::Burst {
+            code,
+            count,
+            rounds,
+        } => burst(shared, code, count, rounds).await,
+        _ => closed_loop(shared, scenario, options.duration, true).await,
+    };
+    stop.store(true, Ordering::Relaxed);
+    let sampled = sampler.join().unwrap_or(0);
+    if in_server && let Some((rss, hwm)) = memory(pid) {
+        outcome.rss_kib = Some(rss);
+        outcome.peak_kib = Some(hwm);
+        outcome.sampled_peak_kib = Some(sampled);
+        outcome.peak_reset = peak_reset;
+    }
+    outcome
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cpus} CPUs ({model})")
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.0}", kib as f64 / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let selected: Vec<Scenario> = scenarios()
+        .into_iter()
+        .filter(|s| {
+            options.filters.is_empty()
+                || options.filters.iter().any(|f| s.name.contains(f.as_str()))
+        })
+        .collect();
+    if options.list || selected.is_empty() {
+        for s in scenarios() {
+            println!("{:<16} c={:<3} {}", s.name, s.concurrency, s.what);
+        }
+        return Ok(());
+    }
+    let load_start = loadavg();
+    let server = start_server(&options)?;
+
+    let mut headers = HeaderMap::new();
+    if options.url.is_none() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))?,
+        );
+    }
+    for (name, value) in &options.headers {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes())?,
+            HeaderValue::from_str(value)?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let shared = Arc::new(Shared {
+        client,
+        base: server.base.clone(),
+        counter: AtomicU64::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() << 20)
+                .unwrap_or(0),
+        ),
+    });
+
+    // The load generator gets one thread so the server keeps (almost) both cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let idle = memory(server.pid);
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| scenario | what | C | ok | errors | p50 ms | p95 ms | p99 ms | max ms | req/s | RSS after MiB | peak RSS MiB |"
+    );
+    let _ = writeln!(
+        table,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut notes = Vec::new();
+    let mut p50s = Vec::new();
+    for scenario in &selected {
+        eprintln!(
+            "running {} (c={}): {} ...",
+            scenario.name, scenario.concurrency, scenario.what
+        );
+        let outcome =
+            runtime.block_on(run_scenario(shared.clone(), scenario, &options, server.pid));
+        let h = outcome.histogram.as_ref().expect("timed run");
+        let q = |q: f64| {
+            if h.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
+            }
+        };
+        let max = if h.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", h.max() as f64 / 1000.0)
+        };
+        let rate = outcome.ok as f64 / outcome.elapsed.as_secs_f64();
+        let (rss, peak) = match (outcome.rss_kib, outcome.peak_kib, outcome.sampled_peak_kib) {
+            (Some(rss), Some(hwm), Some(sampled)) => {
+                let peak = if outcome.peak_reset {
+                    hwm
+                } else {
+                    // VmHWM could not be reset: it is the process's lifetime peak.
+                    sampled.max(rss)
+                };
+                (mib(rss), mib(peak))
+            }
+            _ => ("-".to_owned(), "-".to_owned()),
+        };
+        let line = format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+            scenario.name,
+            scenario.what,
+            scenario.concurrency,
+            outcome.ok,
+            outcome.errors,
+            q(0.5),
+            q(0.95),
+            q(0.99),
+            max,
+            rate,
+            rss,
+            peak
+        );
+        eprintln!("{line}");
+        let _ = writeln!(table, "{line}");
+        if let Some(err) = &outcome.first_error {
+            let mut err = err.clone();
+            err.truncate(300);
+            notes.push(format!("- {}: first error: {err}", scenario.name));
+        }
+        if !h.is_empty() {
+            p50s.push((scenario.name, h.value_at_quantile(0.5)));
+        }
+    }
+
+    let mut text = String::new();
+    let _ = writeln!(text, "# HTTP load (`cargo bench --bench http_load`)\n");
+    let _ = writeln!(
+        text,
+        "- machine: {}; load average before {load_start}, after {}",
+        machine(),
+        loadavg()
+    );
+    let _ = writeln!(
+        text,
+        "- server: {} (pid {}); {} s per scenario after 1 s warm-up; load generator on 1 thread of the same machine",
+        options
+            .url
+            .clone()
+            .unwrap_or_else(|| server_binary().display().to_string()),
+        server
+            .pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into()),
+        options.duration.as_secs_f64()
+    );
+    if let Some((rss, _)) = idle {
+        let _ = writeln!(text, "- server RSS idle after start: {} MiB", mib(rss));
+    }
+    let _ = writeln!(
+        text,
+        "- peak RSS = VmHWM since the scenario began (reset via /proc/PID/clear_refs), \
+         RSS after = VmRSS when it ended\n"
+    );
+    text.push_str(&table);
+    let find = |name: &str| p50s.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    if let (Some(sub), Some(py)) = (find("subprocess_c1"), find("py_c1")) {
+        let _ = writeln!(
+            text,
+            "\nsubprocess CPython / sandgraph over HTTP, p50 at C=1: {:.1}x",
+            sub as f64 / py as f64
+        );
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(text, "\n{}", notes.join("\n"));
+    }
+    println!("\n{text}");
+    let dir = target_dir().join("bench-results");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("http_load.md"), &text)?;
+    println!("written to {}", dir.join("http_load.md").display());
+    drop(server);
+    Ok(())
+}

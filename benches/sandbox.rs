@@ -1,0 +1,369 @@
+//! In-process latency of one sandbox run, and the naive baseline it replaces.
+//!
+//! * `execute/python_print_hi`: `Sandbox::execute(Python, "print('hi')")`, the whole
+//!   per-call path (slot, scratch dir, WASI context, store, instantiation of the
+//!   pre-initialised CPython component, the call, classification).
+//! * `execute/javascript_console_log_hi`: the same for QuickJS (`qjs -e`).
+//! * `naive/python_cli_print_hi`: plain wasmtime + `wasmtime_wasi::p1` running the
+//!   CPython WASI command module `build/guest/python-cli.wasm` (`python -c
+//!   "print('hi')"`), a fresh `Store` and `Linker::instantiate` per call, module compiled
+//!   once (cached serialised under `target/bench-compiled-guests`). Its standard library is
+//!   embedded in the module (a virtual filesystem), so it needs no preopened directory.
+//!
+//! Besides criterion's own report (target/criterion), every timed call is recorded in a
+//! histogram; a table of per-call p50/p95/p99 is printed at the end and written to
+//! `target/bench-results/sandbox.md`.
+//!
+//! Run: `cargo bench --bench sandbox` (after `make guest`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use criterion::{Criterion, SamplingMode};
+use hdrhistogram::Histogram;
+use sandgraph::sandbox::{ExitReason, Language, Sandbox, SandboxConfig, SandboxLimits};
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, Engine, Linker, Module, Store};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+fn guest_dir() -> PathBuf {
+    std::env::var_os("SANDGRAPH_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build/guest"))
+}
+
+/// Per-call latencies in microseconds, shared by the timing closures.
+type Recorder = Arc<Mutex<Histogram<u64>>>;
+
+fn recorder() -> Recorder {
+    Arc::new(Mutex::new(
+        Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+    ))
+}
+
+fn record(recorder: &Recorder, elapsed: Duration) {
+    let micros = (elapsed.as_micros() as u64).max(1);
+    recorder
+        .lock()
+        .unwrap()
+        .saturating_record(micros.min(600_000_000));
+}
+
+// ---------------------------------------------------------------------------------------
+// The naive baseline: CPython WASI command module, instantiated from scratch per call.
+// ---------------------------------------------------------------------------------------
+
+struct NaivePython {
+    engine: Engine,
+    module: Module,
+    linker: Linker<WasiP1Ctx>,
+}
+
+impl NaivePython {
+    fn load(wasm_path: &Path) -> anyhow::Result<Self> {
+        // wasmtime's defaults: no epoch interruption, no async, on-demand allocator.
+        let engine = Engine::new(&Config::new())?;
+        let wasm = std::fs::read(wasm_path)
+            .with_context(|| format!("reading {} (run `make guest`)", wasm_path.display()))?;
+        let mut digest = Sha256::new();
+        digest.update(&wasm);
+        {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            digest.update(h.finish().to_le_bytes());
+        }
+        let key = hex::encode(&digest.finalize()[..16]);
+        let cache_dir = target_dir().join("bench-compiled-guests");
+        let cached = cache_dir.join(format!("python-cli-{key}.cwasm"));
+        let module = if cached.exists() {
+            // SAFETY: written below by `Module::serialize` of this engine configuration;
+            // the file name carries the engine's compatibility hash.
+            unsafe { Module::deserialize_file(&engine, &cached)? }
+        } else {
+            eprintln!(
+                "compiling {} once (cached in {})",
+                wasm_path.display(),
+                cache_dir.display()
+            );
+            let started = Instant::now();
+            let module = Module::new(&engine, &wasm)?;
+            eprintln!("  compiled in {:.1} s", started.elapsed().as_secs_f64());
+            std::fs::create_dir_all(&cache_dir)?;
+            let tmp = tempfile::NamedTempFile::new_in(&cache_dir)?;
+            std::fs::write(tmp.path(), module.serialize()?)?;
+            tmp.persist(&cached)?;
+            module
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
+        Ok(Self {
+            engine,
+            module,
+            linker,
+        })
+    }
+
+    /// One run: fresh WASI context and store, instantiate, `_start`. Returns stdout.
+    fn run(&self, code: &str) -> anyhow::Result<Vec<u8>> {
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let wasi = WasiCtxBuilder::new()
+            .args(&["python", "-c", code])
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build_p1();
+        let mut store = Store::new(&self.engine, wasi);
+        let instance = self.linker.instantiate(&mut store, &self.module)?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        match start.call(&mut store, ()) {
+            Ok(()) => {}
+            Err(err) => match err.downcast_ref::<I32Exit>() {
+                Some(I32Exit(0)) => {}
+                _ => {
+                    return Err(anyhow::Error::from(err).context(format!(
+                        "python-cli failed; stderr: {}",
+                        String::from_utf8_lossy(&stderr.contents())
+                    )));
+                }
+            },
+        }
+        drop(store);
+        Ok(stdout.contents().to_vec())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+struct Row {
+    name: &'static str,
+    what: &'static str,
+    histogram: Recorder,
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(40)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8))
+        .configure_from_args();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let cache_dir = std::env::var_os("SANDGRAPH_COMPILED_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("test-compiled-guests"));
+    let load_started = Instant::now();
+    let sandbox = Sandbox::new(SandboxConfig {
+        guest_dir: guest_dir(),
+        cache_dir,
+        scratch_dir: scratch.path().to_owned(),
+        max_concurrent_runs: 64,
+        queue_timeout: Duration::from_secs(30),
+    })
+    .expect("loading the sandbox (run `make guest` first)");
+    eprintln!(
+        "sandbox loaded in {:.2} s",
+        load_started.elapsed().as_secs_f64()
+    );
+
+    let naive = NaivePython::load(&guest_dir().join("python-cli.wasm"))
+        .map_err(|e| eprintln!("naive baseline unavailable: {e:#}"))
+        .ok()
+        .map(Arc::new);
+
+    // Sanity: each path prints what we think it prints.
+    runtime.block_on(async {
+        for (language, code) in [
+            (Language::Python, "print('hi')"),
+            (Language::Javascript, "console.log('hi')"),
+        ] {
+            let out = sandbox
+                .execute(language, code, SandboxLimits::default())
+                .await
+                .expect("sandbox run");
+            assert_eq!(out.exit_reason, ExitReason::Ok, "{language:?}: {out:?}");
+            assert_eq!(out.stdout, "hi\n", "{language:?}: {out:?}");
+        }
+    });
+    if let Some(naive) = &naive {
+        let out = naive.run("print('hi')").expect("naive python-cli run");
+        assert_eq!(out, b"hi\n");
+    }
+
+    let runtime = &runtime;
+    let mut rows = Vec::new();
+    let mut group = criterion.benchmark_group("execute");
+    group.sampling_mode(SamplingMode::Flat);
+    for (name, language, code, what) in [
+        (
+            "python_print_hi",
+            Language::Python,
+            "print('hi')",
+            "sandgraph `Sandbox::execute`, python `print('hi')`",
+        ),
+        (
+            "javascript_console_log_hi",
+            Language::Javascript,
+            "console.log('hi')",
+            "sandgraph `Sandbox::execute`, javascript `console.log('hi')`",
+        ),
+    ] {
+        let histogram = recorder();
+        let h = histogram.clone();
+        let sandbox = sandbox.clone();
+        group.bench_function(name, move |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let sandbox = sandbox.clone();
+                let h = h.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        let out = sandbox
+                            .execute(language, code, SandboxLimits::default())
+                            .await
+                            .expect("sandbox run");
+                        let elapsed = started.elapsed();
+                        debug_assert_eq!(out.stdout, "hi\n");
+                        std::hint::black_box(out);
+                        record(&h, elapsed);
+                        total += elapsed;
+                    }
+                    total
+                }
+            })
+        });
+        rows.push(Row {
+            name,
+            what,
+            histogram,
+        });
+    }
+    group.finish();
+
+    if let Some(naive) = naive {
+        let mut group = criterion.benchmark_group("naive");
+        group.sampling_mode(SamplingMode::Flat).sample_size(20);
+        let histogram = recorder();
+        let h = histogram.clone();
+        group.bench_function("python_cli_print_hi", move |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    let out = naive.run("print('hi')").expect("naive run");
+                    let elapsed = started.elapsed();
+                    std::hint::black_box(out);
+                    record(&h, elapsed);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+        group.finish();
+        rows.push(Row {
+            name: "naive_python_cli_print_hi",
+            what: "wasmtime + p1, fresh store + `Linker::instantiate` of python-cli.wasm, `python -c \"print('hi')\"`",
+            histogram,
+        });
+    }
+
+    criterion.final_summary();
+    report(&rows);
+}
+
+fn report(rows: &[Row]) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| benchmark | calls | p50 ms | p95 ms | p99 ms | mean ms | what |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---|");
+    let mut medians = Vec::new();
+    for row in rows {
+        let h = row.histogram.lock().unwrap();
+        if h.is_empty() {
+            continue;
+        }
+        medians.push((row.name, h.value_at_quantile(0.5)));
+        let _ = writeln!(
+            table,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            row.name,
+            h.len(),
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.95)),
+            ms(h.value_at_quantile(0.99)),
+            h.mean() / 1000.0,
+            row.what
+        );
+    }
+    let python = medians.iter().find(|(n, _)| *n == "python_print_hi");
+    let naive = medians
+        .iter()
+        .find(|(n, _)| *n == "naive_python_cli_print_hi");
+    if let (Some((_, p)), Some((_, n))) = (python, naive) {
+        let _ = writeln!(
+            table,
+            "\nnaive CPython-WASI / sandgraph python, p50: {:.1}x",
+            *n as f64 / *p as f64
+        );
+    }
+    let header = format!(
+        "# sandbox bench (in-process)\n\n{}\n\nPer-call latencies of every timed call criterion made (warm-up included).\n\n",
+        machine_line()
+    );
+    println!("\n{header}{table}");
+    let dir = target_dir().join("bench-results");
+    if let Err(err) = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(dir.join("sandbox.md"), format!("{header}{table}")))
+    {
+        eprintln!(
+            "could not write {}: {err}",
+            dir.join("sandbox.md").display()
+        );
+    } else {
+        println!("written to {}", dir.join("sandbox.md").display());
+    }
+}
+
+fn machine_line() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{cpus} CPUs ({model}), load average at end {load}")
+}
