@@ -46,7 +46,11 @@ test: guest $(TEST_VENV)/.installed lint
 	scripts/neo4j/neo4j.sh fetch
 	scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
 
-test-all: test-rust test-neo4j-outage test-guest test-python
+test-all: test-rust test-neo4j-outage test-guest test-python test-load
+
+## ~20 s of the Locust load test against a local debug server; fails on any error.
+test-load:
+	SANDGRAPH_BIN=target/debug/sandgraph locust-compatible/run_headless.sh local 20 8 4
 
 test-rust:
 	$(CARGO) test --locked

@@ -27,6 +27,8 @@ pub struct CallContext {
     pub transport: Transport,
     /// Request id (echoed in `X-Request-Id` on REST).
     pub request_id: String,
+    /// When the call arrived (for latency metrics).
+    pub started: std::time::Instant,
 }
 
 impl CallContext {
@@ -36,6 +38,7 @@ impl CallContext {
             caller,
             transport,
             request_id: uuid::Uuid::new_v4().to_string(),
+            started: std::time::Instant::now(),
         }
     }
 }

@@ -44,6 +44,18 @@ pub struct Config {
     pub outbox_limit: u64,
     /// Neo4j connection; `None` means the embedded store.
     pub neo4j: Option<Neo4jSettings>,
+    /// Requests slower than this are logged at warn level.
+    #[serde(with = "millis")]
+    pub slow_request: Duration,
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
 }
 
 /// How to reach Neo4j.
@@ -152,6 +164,7 @@ impl Default for Config {
             cache: CacheSettings::default(),
             outbox_limit: 1_000_000,
             neo4j: None,
+            slow_request: Duration::from_secs(1),
         }
     }
 }
@@ -241,6 +254,9 @@ impl Config {
         }
         if let Some(v) = var("SANDGRAPH_CACHE_TTL_SECONDS") {
             self.cache.ttl_seconds = parse("SANDGRAPH_CACHE_TTL_SECONDS", v)?;
+        }
+        if let Some(v) = var("SANDGRAPH_SLOW_REQUEST_MS") {
+            self.slow_request = Duration::from_millis(parse("SANDGRAPH_SLOW_REQUEST_MS", v)?);
         }
         if let Some(v) = var("SANDGRAPH_OUTBOX_LIMIT") {
             self.outbox_limit = parse("SANDGRAPH_OUTBOX_LIMIT", v)?;

@@ -166,7 +166,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         .await
         .context("loading the sandbox")??;
     let (store, history, neo4j) = stores::open(&config).await?;
-    let tools = Tools::new(sandbox, config.clone(), tokens, store, history, neo4j)?;
+    let mut tools = Tools::new(sandbox, config.clone(), tokens, store, history, neo4j)?;
+    if matches!(command, Command::Serve { .. }) {
+        tools = tools.with_metrics(telemetry::install_metrics()?);
+    }
     match command {
         Command::Serve { .. } => serve(tools, &config).await,
         Command::Mcp => mcp::serve_stdio(tools).await,

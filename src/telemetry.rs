@@ -19,3 +19,23 @@ pub fn init(format: LogFormat) {
         eprintln!("logging already initialised: {err}");
     }
 }
+
+/// Install the Prometheus recorder; the handle renders `/metrics`. Call once, at start.
+pub fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
+        ])?
+        .install_recorder()?;
+    // Histograms are kept in buckets that need periodic upkeep.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}

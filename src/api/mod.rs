@@ -70,6 +70,9 @@ pub fn router(tools: Tools) -> Router {
         .route("/admin/tokens", get(list_tokens).post(create_token))
         .route("/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(prometheus_metrics))
+        .route("/metrics/graph", get(graph_metrics))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
@@ -91,7 +94,9 @@ fn request_id(request: &Request) -> String {
 /// Authenticate the bearer token (except on open paths), attach the [`CallContext`]
 /// and echo the request id.
 async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let path = request.uri().path().to_owned();
+    let method = request.method().clone();
     let id = request_id(&request);
     let transport = if path == "/mcp" || path.starts_with("/mcp/") {
         Transport::McpHttp
@@ -135,6 +140,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                     caller,
                     transport,
                     request_id: id.clone(),
+                    started,
                 };
                 request.extensions_mut().insert(ctx);
                 next.run(request).await
@@ -145,6 +151,12 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                 } else {
                     "missing token"
                 };
+                let label = if token.is_some() {
+                    "invalid"
+                } else {
+                    "missing"
+                };
+                metrics::counter!("sandgraph_auth_failures_total", "reason" => label).increment(1);
                 tools
                     .audit
                     .record(AuditEvent::unauthenticated(&path, transport, &id, reason));
@@ -155,7 +167,46 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    observe(
+        &tools,
+        &method,
+        &path,
+        &id,
+        response.status(),
+        started.elapsed(),
+    );
     response
+}
+
+/// The route family of a path, for metric labels (ids and slugs would explode them).
+fn route_label(path: &str) -> String {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    format!("/{first}")
+}
+
+/// One log line and the HTTP metrics per request. Never logs bodies, code or tokens.
+fn observe(
+    tools: &Tools,
+    method: &axum::http::Method,
+    path: &str,
+    id: &str,
+    status: StatusCode,
+    took: std::time::Duration,
+) {
+    let route = route_label(path);
+    metrics::counter!("sandgraph_http_requests_total", "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
+    metrics::histogram!("sandgraph_http_request_duration_seconds", "route" => route)
+        .record(took.as_secs_f64());
+    let millis = took.as_secs_f64() * 1000.0;
+    if took >= tools.config.slow_request {
+        tracing::warn!(request_id = %id, %method, path, status = status.as_u16(), duration_ms = millis, "slow request");
+    } else {
+        tracing::info!(request_id = %id, %method, path, status = status.as_u16(), duration_ms = millis, "request");
+    }
 }
 
 async fn execute_code(
@@ -371,6 +422,131 @@ async fn health(State(tools): State<Tools>) -> Json<Value> {
         "sandbox": tools.sandbox.status(),
         "cache": tools.cache.stats(),
     }))
+}
+
+/// Readiness: the guest is loaded (it is, or the server would not run), the store takes
+/// writes, and Neo4j answers or the outbox is below 80% of its bound.
+async fn ready(State(tools): State<Tools>) -> (StatusCode, Json<Value>) {
+    let store_ok = matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            tools.store.append(Vec::new())
+        )
+        .await,
+        Ok(Ok(()))
+    );
+    let depth = tools.store.outbox_depth();
+    let limit = tools.store.outbox_limit();
+    let outbox_ok = depth * 10 < limit * 8;
+    let neo4j = match &tools.neo4j {
+        Some(neo4j) => Some(neo4j.ping().await),
+        None => None,
+    };
+    let ready = store_ok && (neo4j.unwrap_or(true) || outbox_ok);
+    let mut warnings = Vec::new();
+    if neo4j == Some(false) {
+        warnings.push(format!(
+            "Neo4j unreachable; {depth} records waiting in the outbox (bound {limit})"
+        ));
+    }
+    if !outbox_ok {
+        warnings.push(format!("outbox at {depth} of {limit} records"));
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "ready": ready,
+            "checks": {
+                "guest_loaded": true,
+                "store_writable": store_ok,
+                "neo4j_reachable": neo4j,
+                "outbox_depth": depth,
+                "outbox_limit": limit,
+                "outbox_within_bounds": outbox_ok,
+            },
+            "warnings": warnings,
+        })),
+    )
+}
+
+/// Prometheus exposition; scrape-time values (cache, outbox, breaker) are set here.
+async fn prometheus_metrics(State(tools): State<Tools>) -> Response {
+    let Some(handle) = &tools.metrics else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process",
+        )
+        .into_response();
+    };
+    let cache = tools.cache.stats();
+    metrics::counter!("sandgraph_cache_hits_total").absolute(cache.hits);
+    metrics::counter!("sandgraph_cache_misses_total").absolute(cache.misses);
+    metrics::counter!("sandgraph_cache_evictions_total").absolute(cache.evictions);
+    metrics::counter!("sandgraph_cache_expirations_total").absolute(cache.expirations);
+    metrics::gauge!("sandgraph_cache_entries").set(cache.entries as f64);
+    metrics::gauge!("sandgraph_cache_bytes").set(cache.bytes as f64);
+    let lookups = cache.hits + cache.misses;
+    metrics::gauge!("sandgraph_cache_hit_ratio").set(if lookups == 0 {
+        0.0
+    } else {
+        cache.hits as f64 / lookups as f64
+    });
+    metrics::gauge!("sandgraph_outbox_depth").set(tools.store.outbox_depth() as f64);
+    metrics::gauge!("sandgraph_outbox_limit").set(tools.store.outbox_limit() as f64);
+    if let Some(neo4j) = &tools.neo4j {
+        let open = neo4j.breaker_state() == crate::store::neo4j::BreakerState::Open;
+        metrics::gauge!("sandgraph_neo4j_circuit_open").set(if open { 1.0 } else { 0.0 });
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// The old platform's JSON graph counts, from Neo4j's count store (no graph scans).
+async fn graph_metrics(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+) -> Result<Json<Value>, ApiError> {
+    tools.admit(&ctx, Endpoint::GraphQuery)?;
+    let Some(neo4j) = &tools.neo4j else {
+        return Err(crate::tools::ToolError::invalid(
+            "store",
+            "graph metrics need Neo4j: start the server with NEO4J_URI",
+        )
+        .into());
+    };
+    let q = neo4rs::query(
+        "CALL { MATCH (n) RETURN count(n) AS nodes } \
+         CALL { MATCH ()-[r]->() RETURN count(r) AS rels } \
+         CALL { CALL db.labels() YIELD label RETURN collect(label) AS labels } \
+         CALL { CALL db.relationshipTypes() YIELD relationshipType RETURN collect(relationshipType) AS types } \
+         RETURN nodes, rels, labels, types",
+    );
+    let (rows, _) = neo4j.read_rows(q, 1).await.map_err(|e| {
+        ApiError::from(crate::tools::ToolError::Busy {
+            detail: format!("Neo4j unavailable: {e:#}"),
+        })
+    })?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let nodes = row.get("nodes").and_then(Value::as_f64).unwrap_or(0.0);
+    let rels = row.get("rels").and_then(Value::as_f64).unwrap_or(0.0);
+    Ok(Json(json!({
+        "node_count": nodes,
+        "relationship_count": rels,
+        "labels": row.get("labels").cloned().unwrap_or(json!([])),
+        "relationship_types": row.get("types").cloned().unwrap_or(json!([])),
+        "average_degree": if nodes == 0.0 { 0.0 } else { 2.0 * rels / nodes },
+    })))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -330,6 +330,7 @@ impl Sandbox {
             })?
             .map_err(|e| SandboxError::Internal(e.into()))?;
         inner.active.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("sandgraph_sandbox_active_runs").increment(1.0);
         inner.started.fetch_add(1, Ordering::Relaxed);
         Ok(SlotGuard {
             _permit: permit,
@@ -430,6 +431,7 @@ impl Sandbox {
         let duration = started.elapsed();
         drop(scratch);
         let output = classify(end, stdout.take(), stderr.take(), duration, limits);
+        observe_run("python", &output);
         Ok((output, report))
     }
 
@@ -491,13 +493,9 @@ impl Sandbox {
             timed_out,
         };
         drop(store);
-        Ok(classify(
-            end,
-            stdout.take(),
-            stderr.take(),
-            started.elapsed(),
-            limits,
-        ))
+        let output = classify(end, stdout.take(), stderr.take(), started.elapsed(), limits);
+        observe_run("javascript", &output);
+        Ok(output)
     }
 
     /// A store whose epoch callback yields to the executor every tick (so a spinning
@@ -531,6 +529,26 @@ struct SlotGuard<'a> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("sandgraph_sandbox_active_runs").decrement(1.0);
+    }
+}
+
+/// Sandbox metrics for one finished run.
+fn observe_run(language: &'static str, output: &RunOutput) {
+    let reason = match output.exit_reason {
+        ExitReason::Ok => "ok",
+        ExitReason::Error => "error",
+        ExitReason::Timeout => "timeout",
+        ExitReason::MemoryLimit => "memory_limit",
+        ExitReason::OutputLimit => "output_limit",
+        ExitReason::FileQuota => "file_quota",
+    };
+    metrics::counter!("sandgraph_sandbox_runs_total", "language" => language, "exit_reason" => reason)
+        .increment(1);
+    metrics::histogram!("sandgraph_sandbox_run_seconds", "language" => language)
+        .record(output.duration.as_secs_f64());
+    if !matches!(output.exit_reason, ExitReason::Ok | ExitReason::Error) {
+        metrics::counter!("sandgraph_sandbox_limit_hits_total", "limit" => reason).increment(1);
     }
 }
 

@@ -51,8 +51,14 @@ pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<Shipper
                 continue;
             };
             let records: Vec<_> = batch.into_iter().map(|(_, r)| r).collect();
-            match neo4j.ship(&records).await {
+            let started = std::time::Instant::now();
+            let shipped = neo4j.ship(&records).await;
+            metrics::histogram!("sandgraph_neo4j_ship_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match shipped {
                 Ok(()) => {
+                    metrics::counter!("sandgraph_neo4j_shipped_records_total")
+                        .increment(records.len() as u64);
                     attempt = 0;
                     stats
                         .shipped
@@ -69,6 +75,7 @@ pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<Shipper
                 }
                 Err(err) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("sandgraph_neo4j_ship_failures_total").increment(1);
                     attempt = attempt.saturating_add(1);
                     let wait = backoff(attempt);
                     tracing::warn!(

@@ -56,6 +56,8 @@ pub struct Tools {
     pub history: Arc<dyn HistoryStore>,
     /// Neo4j, when configured (graph tools need it).
     pub neo4j: Option<Arc<Neo4jStore>>,
+    /// Renders `/metrics` (absent in processes that did not install a recorder).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Tools {
@@ -69,6 +71,7 @@ impl Tools {
         neo4j: Option<Arc<Neo4jStore>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
+            metrics: None,
             neo4j,
             audit: store.clone(),
             store,
@@ -79,6 +82,12 @@ impl Tools {
             config,
             tokens,
         })
+    }
+
+    /// Attach the Prometheus handle that renders `/metrics`.
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 
     /// Decide whether the call may proceed: the caller's role, then its rate limit.
@@ -97,6 +106,7 @@ impl Tools {
                 AuditDecision::Forbidden,
                 Some(detail.clone()),
             ));
+            metrics::counter!("sandgraph_access_denied_total", "endpoint" => endpoint.name(), "reason" => "forbidden").increment(1);
             return Err(ToolError::Forbidden { detail });
         }
         if let Err(wait) = self.rate_limits.check(endpoint, &ctx.caller.id) {
@@ -107,6 +117,8 @@ impl Tools {
                 AuditDecision::RateLimited,
                 Some(format!("retry after {retry_after} s")),
             ));
+            metrics::counter!("sandgraph_rate_limited_total", "endpoint" => endpoint.name())
+                .increment(1);
             return Err(ToolError::RateLimited {
                 retry_after_seconds: retry_after,
             });
@@ -127,6 +139,7 @@ impl Tools {
         match result {
             Ok(response) => {
                 let record = response.record(ctx, endpoint.name());
+                observe_call(ctx, endpoint, &record.outcome, record.cached);
                 let decision = if record.cached {
                     AuditDecision::CacheHit
                 } else {
@@ -155,6 +168,7 @@ impl Tools {
                 );
                 event.outcome = Some(outcome.to_owned());
                 self.store.append_later(vec![Record::Audit(event)]);
+                observe_call(ctx, endpoint, outcome, false);
                 Err(error)
             }
         }
@@ -199,6 +213,25 @@ impl Tools {
         }
         Ok(())
     }
+}
+
+/// Per-call metrics: count by tool, transport and outcome; latency by tool and transport.
+fn observe_call(ctx: &CallContext, endpoint: Endpoint, outcome: &str, cached: bool) {
+    let transport = match ctx.transport {
+        crate::audit::Transport::Rest => "rest",
+        crate::audit::Transport::McpHttp => "mcp_http",
+        crate::audit::Transport::McpStdio => "mcp_stdio",
+    };
+    metrics::counter!(
+        "sandgraph_tool_calls_total",
+        "tool" => endpoint.name(),
+        "transport" => transport,
+        "outcome" => outcome.to_owned(),
+        "cached" => if cached { "true" } else { "false" }
+    )
+    .increment(1);
+    metrics::histogram!("sandgraph_tool_duration_seconds", "tool" => endpoint.name(), "transport" => transport)
+        .record(ctx.started.elapsed().as_secs_f64());
 }
 
 /// A tool response that can describe itself as a history record.
