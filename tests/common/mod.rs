@@ -73,6 +73,8 @@ impl TestServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
         command
             .args(["serve", "--bind", "127.0.0.1:0"])
+            // The embedded store unless a test asks for Neo4j (make test exports NEO4J_URI).
+            .env_remove("NEO4J_URI")
             .env("SANDGRAPH_DATA_DIR", data_dir.path())
             .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
             .env(

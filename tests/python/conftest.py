@@ -19,6 +19,8 @@ def server_env(data_dir: str) -> dict:
     """Environment for a test server: its own data dir, the shared compiled-guest cache,
     and a known admin token."""
     env = dict(os.environ)
+    # The embedded store (make test exports NEO4J_URI for the Neo4j tests).
+    env.pop("NEO4J_URI", None)
     env.update(
         SANDGRAPH_ADMIN_TOKEN=ADMIN_TOKEN,
         SANDGRAPH_DATA_DIR=data_dir,

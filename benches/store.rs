@@ -1,0 +1,234 @@
+//! Storage benchmarks (harness = false):
+//!
+//! * `outbox_commit`: latency of one durable commit of a call's two records (audit event +
+//!   result) through the group-committing SQLite writer, alone and with 16 concurrent
+//!   callers, i.e. the recording cost on the request path.
+//! * with `NEO4J_URI` set: `ship` records/s into Neo4j through the shipper's batch write,
+//!   then the history generator (`BENCH_HISTORY_RECORDS`, default 1,000,000 execution
+//!   records spread over 1,000 callers and 10,000 code hashes, written straight into Neo4j
+//!   in idempotent batches; re-running tops it up rather than duplicating), then p50/p95 of
+//!   `execution_history` by caller and by code hash and of `code_stats`.
+//!
+//! ```text
+//! cargo bench --bench store
+//! NEO4J_URI=bolt://127.0.0.1:17687 cargo bench --bench store
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandgraph::audit::{AuditDecision, AuditEvent, Transport};
+use sandgraph::config::Neo4jSettings;
+use sandgraph::store::neo4j::Neo4jStore;
+use sandgraph::store::sqlite::{Destination, SqliteStore};
+use sandgraph::store::{ExecutionRecord, HistoryFilter, HistoryStore, Record};
+
+fn record(i: u64, callers: u64, hashes: u64) -> ExecutionRecord {
+    let ts = 1_700_000_000_000 + i as i64;
+    ExecutionRecord {
+        id: format!("bench-{i:09}"),
+        ts,
+        created_at: chrono::DateTime::from_timestamp_millis(ts)
+            .unwrap()
+            .to_rfc3339(),
+        tool: "execute_code".into(),
+        caller_id: format!("caller-{}", i % callers),
+        caller_name: format!("caller {}", i % callers),
+        role: "agent".into(),
+        transport: "rest".into(),
+        request_id: format!("req-{i}"),
+        language: Some("python".into()),
+        code_hash: Some(format!("{:064x}", i % hashes)),
+        outcome: if i % 10 == 0 {
+            "error".into()
+        } else {
+            "ok".into()
+        },
+        return_code: Some(if i % 10 == 0 { 1 } else { 0 }),
+        duration_seconds: 0.001 + (i % 100) as f64 / 10_000.0,
+        cached: false,
+        limits: None,
+        stdout: Some("hi\n".into()),
+        stderr: Some(String::new()),
+    }
+}
+
+fn audit(i: u64) -> AuditEvent {
+    AuditEvent {
+        id: format!("bench-audit-{i:09}"),
+        at: chrono::Utc::now().to_rfc3339(),
+        ts: 1_700_000_000_000 + i as i64,
+        request_id: format!("req-{i}"),
+        caller_id: format!("caller-{}", i % 1000),
+        caller_name: "bench".into(),
+        role: Some(sandgraph::auth::Role::Agent),
+        endpoint: "execute_code".into(),
+        transport: Transport::Rest,
+        decision: AuditDecision::Allowed,
+        outcome: Some("ok".into()),
+        detail: None,
+    }
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.95), at(0.99))
+}
+
+async fn outbox_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SqliteStore::open(&dir.path().join("bench.db"), Destination::History, u64::MAX).unwrap();
+    let mut solo = Vec::new();
+    for i in 0..2000 {
+        let started = Instant::now();
+        store
+            .append(vec![
+                Record::Audit(audit(i)),
+                Record::Execution(record(i, 1000, 10_000)),
+            ])
+            .await
+            .unwrap();
+        solo.push(started.elapsed());
+    }
+    let (p50, p95, p99) = percentiles(solo);
+    println!("| outbox commit, 1 caller | {p50:.3} | {p95:.3} | {p99:.3} | 2000 |");
+
+    let concurrent = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let started_all = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..16u64 {
+        let (store, concurrent) = (store.clone(), concurrent.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 0..500u64 {
+                let i = 1_000_000 + worker * 1000 + j;
+                let started = Instant::now();
+                store
+                    .append(vec![
+                        Record::Audit(audit(i)),
+                        Record::Execution(record(i, 1000, 10_000)),
+                    ])
+                    .await
+                    .unwrap();
+                concurrent.lock().await.push(started.elapsed());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = 8000.0 / started_all.elapsed().as_secs_f64();
+    let samples = std::mem::take(&mut *concurrent.lock().await);
+    let (p50, p95, p99) = percentiles(samples);
+    println!(
+        "| outbox commit, 16 callers | {p50:.3} | {p95:.3} | {p99:.3} | 8000 ({rate:.0} calls/s) |"
+    );
+}
+
+async fn neo4j_benches(uri: String) {
+    let store = Neo4jStore::connect(&Neo4jSettings {
+        uri,
+        user: "neo4j".into(),
+        password: String::new(),
+        database: None,
+    })
+    .unwrap();
+    store.apply_schema().await.unwrap();
+
+    // Shipping throughput: batches of 2000 records (the shipper's batch), 100k records.
+    let total = 100_000u64;
+    let started = Instant::now();
+    for chunk in (0..total).collect::<Vec<_>>().chunks(2000) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|&i| Record::Execution(record(10_000_000 + i, 1000, 10_000)))
+            .collect();
+        store.ship(&records).await.unwrap();
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!("| ship into Neo4j (batches of 2000) | | | | {total} records, {rate:.0} records/s |");
+
+    // The history generator: top up to N records.
+    let wanted: u64 = std::env::var("BENCH_HISTORY_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let started = Instant::now();
+    for chunk in (0..wanted).collect::<Vec<_>>().chunks(5000) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|&i| Record::Execution(record(i, 1000, 10_000)))
+            .collect();
+        store.ship(&records).await.unwrap();
+    }
+    println!(
+        "| generate {wanted} history records | | | | {:.0} s ({:.0} records/s) |",
+        started.elapsed().as_secs_f64(),
+        wanted as f64 / started.elapsed().as_secs_f64()
+    );
+
+    for (name, filter) in [
+        (
+            "history by caller (1 of 1000)",
+            HistoryFilter {
+                caller: Some("caller-7".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "history by code hash",
+            HistoryFilter {
+                code_hash: Some(format!("{:064x}", 42)),
+                ..Default::default()
+            },
+        ),
+        (
+            "history, caller + since",
+            HistoryFilter {
+                caller: Some("caller-9".into()),
+                since: Some("2023-11-14T22:13:30Z".into()),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut samples = Vec::new();
+        for _ in 0..300 {
+            let started = Instant::now();
+            let page = store.execution_history(&filter).await.unwrap();
+            samples.push(started.elapsed());
+            assert!(
+                !page.items.is_empty(),
+                "{name}: no rows; generator did not run?"
+            );
+        }
+        let (p50, p95, p99) = percentiles(samples);
+        println!("| {name} | {p50:.2} | {p95:.2} | {p99:.2} | 300 queries |");
+    }
+    let mut samples = Vec::new();
+    for i in 0..300u64 {
+        let started = Instant::now();
+        store
+            .code_stats(&format!("{:064x}", i % 10_000))
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+    }
+    let (p50, p95, p99) = percentiles(samples);
+    println!("| code_stats (100 runs per hash) | {p50:.2} | {p95:.2} | {p99:.2} | 300 queries |");
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| benchmark | p50 ms | p95 ms | p99 ms | n / rate |\n|---|---|---|---|---|");
+    runtime.block_on(outbox_commit());
+    match std::env::var("NEO4J_URI") {
+        Ok(uri) => runtime.block_on(neo4j_benches(uri)),
+        Err(_) => println!("(NEO4J_URI not set: Neo4j benchmarks skipped)"),
+    }
+}
