@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use criterion::{Criterion, SamplingMode};
+use criterion::{Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
 use sandgraph::sandbox::{ExitReason, Language, Sandbox, SandboxConfig, SandboxLimits};
 use sha2::{Digest, Sha256};
@@ -50,6 +50,9 @@ fn guest_dir() -> PathBuf {
 
 /// Per-call latencies in microseconds, shared by the timing closures.
 type Recorder = Arc<Mutex<Histogram<u64>>>;
+
+/// Runs per iteration of the throughput bench.
+const BATCH: usize = 8;
 
 fn recorder() -> Recorder {
     Arc::new(Mutex::new(
@@ -262,6 +265,58 @@ fn main() {
     }
     group.finish();
 
+    // Throughput: BATCH python runs started at once on the multi-thread runtime; the
+    // histogram holds the time per batch.
+    let mut group = criterion.benchmark_group("throughput");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(BATCH as u64));
+    {
+        let histogram = recorder();
+        let h = histogram.clone();
+        let sandbox = sandbox.clone();
+        group.bench_function("python_print_hi_x8", move |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let sandbox = sandbox.clone();
+                let h = h.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        let tasks: Vec<_> = (0..BATCH)
+                            .map(|_| {
+                                let sandbox = sandbox.clone();
+                                tokio::spawn(async move {
+                                    sandbox
+                                        .execute(
+                                            Language::Python,
+                                            "print('hi')",
+                                            SandboxLimits::default(),
+                                        )
+                                        .await
+                                        .expect("sandbox run")
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            std::hint::black_box(task.await.expect("task"));
+                        }
+                        let elapsed = started.elapsed();
+                        record(&h, elapsed);
+                        total += elapsed;
+                    }
+                    total
+                }
+            })
+        });
+        rows.push(Row {
+            name: "python_print_hi_x8",
+            what: "8 python `print('hi')` runs at once (time per batch of 8)",
+            histogram,
+        });
+    }
+    group.finish();
+
     if let Some(naive) = naive {
         let mut group = criterion.benchmark_group("naive");
         group.sampling_mode(SamplingMode::Flat).sample_size(20);
@@ -318,6 +373,13 @@ fn report(rows: &[Row]) {
             ms(h.value_at_quantile(0.99)),
             h.mean() / 1000.0,
             row.what
+        );
+    }
+    if let Some((_, batch)) = medians.iter().find(|(n, _)| *n == "python_print_hi_x8") {
+        let _ = writeln!(
+            table,
+            "\nin-process python throughput ({BATCH} at once, p50 batch): {:.0} runs/s",
+            BATCH as f64 / (*batch as f64 / 1e6)
         );
     }
     let python = medians.iter().find(|(n, _)| *n == "python_print_hi");

@@ -39,12 +39,12 @@ fn record(i: u64, callers: u64, hashes: u64) -> ExecutionRecord {
         request_id: format!("req-{i}"),
         language: Some("python".into()),
         code_hash: Some(format!("{:064x}", i % hashes)),
-        outcome: if i % 10 == 0 {
+        outcome: if i.is_multiple_of(10) {
             "error".into()
         } else {
             "ok".into()
         },
-        return_code: Some(if i % 10 == 0 { 1 } else { 0 }),
+        return_code: Some(if i.is_multiple_of(10) { 1 } else { 0 }),
         duration_seconds: 0.001 + (i % 100) as f64 / 10_000.0,
         cached: false,
         limits: None,
