@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo bench --bench http_load                         # every scenario
-//! cargo bench --bench http_load -- py_c1 sleep64        # scenarios whose name contains a word
+//! cargo bench --bench http_load -- py_c1 sleep          # a scenario by name, or names containing a word
 //! cargo bench --bench http_load -- --duration 5
 //! cargo bench --bench http_load -- --url http://127.0.0.1:8000 --pid 1234 \
 //!     --header 'Authorization: Bearer X'
@@ -609,8 +609,17 @@ fn main() -> anyhow::Result<()> {
     let selected: Vec<Scenario> = scenarios()
         .into_iter()
         .filter(|s| {
+            // A word that names a scenario exactly selects only it; others match substrings.
+            let all = scenarios();
             options.filters.is_empty()
-                || options.filters.iter().any(|f| s.name.contains(f.as_str()))
+                || options.filters.iter().any(|f| {
+                    let exact = all.iter().any(|o| o.name == f.as_str());
+                    if exact {
+                        s.name == f.as_str()
+                    } else {
+                        s.name.contains(f.as_str())
+                    }
+                })
         })
         .collect();
     if options.list || selected.is_empty() {
