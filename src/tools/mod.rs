@@ -232,6 +232,17 @@ fn observe_call(ctx: &CallContext, endpoint: Endpoint, outcome: &str, cached: bo
     .increment(1);
     metrics::histogram!("sandgraph_tool_duration_seconds", "tool" => endpoint.name(), "transport" => transport)
         .record(ctx.started.elapsed().as_secs_f64());
+    // One line per tool call: who, what, how it ended, how long. Never code or tokens.
+    tracing::info!(
+        request_id = %ctx.request_id,
+        caller = %ctx.caller.id,
+        tool = endpoint.name(),
+        transport,
+        outcome,
+        cached,
+        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        "tool call"
+    );
 }
 
 /// A tool response that can describe itself as a history record.
