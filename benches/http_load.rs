@@ -3,8 +3,10 @@
 //! Starts the `sandgraph` binary cargo built for this bench (or `SANDGRAPH_BIN`, or uses
 //! `--url` against a server already running), then runs each scenario with C concurrent
 //! keep-alive workers for a fixed duration (or a fixed count) and reports p50/p95/p99
-//! latency, throughput, errors and the server's memory (VmRSS now, VmHWM = peak since the
-//! scenario began; the peak is reset per scenario through `/proc/PID/clear_refs`).
+//! latency, throughput, errors and the server's memory: VmRSS at the end, VmHWM = peak
+//! since the scenario began (reset per scenario through `/proc/PID/clear_refs`), and the
+//! largest sampled PSS and anonymous RSS. RSS counts the compiled guest's file-backed pages
+//! once per live instance mapping them; PSS counts each physical page once.
 //!
 //! ```text
 //! cargo bench --bench http_load                         # every scenario
@@ -332,14 +334,10 @@ fn start_server(options: &Options) -> anyhow::Result<Server> {
 /// (VmRSS, VmHWM) in KiB.
 fn memory(pid: Option<u32>) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((
+        proc_field(&status, "VmRSS:")?,
+        proc_field(&status, "VmHWM:")?,
+    ))
 }
 
 /// Reset the peak-RSS counter (VmHWM) so it reflects the next scenario only.
@@ -347,15 +345,39 @@ fn reset_peak(pid: Option<u32>) -> bool {
     pid.is_some_and(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
 }
 
-/// Sample VmRSS every 10 ms until stopped; the largest sample (KiB).
-fn spawn_rss_sampler(pid: Option<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// A `Name:   123 kB` field of a /proc file, in KiB.
+fn proc_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Largest samples seen while a scenario ran, in KiB.
+#[derive(Default, Clone, Copy)]
+struct Sampled {
+    rss: u64,
+    /// Proportional set size: a page mapped N times counts 1/N per mapping, so the
+    /// compiled guest's file pages, mapped once per live instance, count once.
+    pss: u64,
+    /// Anonymous memory (heap, stacks, copied-on-write guest pages).
+    anon: u64,
+}
+
+/// Sample VmRSS, RssAnon and Pss (smaps_rollup) every 20 ms until stopped.
+fn spawn_rss_sampler(pid: Option<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Sampled> {
     std::thread::spawn(move || {
-        let mut peak = 0;
+        let mut peak = Sampled::default();
+        let Some(pid) = pid else { return peak };
         while !stop.load(Ordering::Relaxed) {
-            if let Some((rss, _)) = memory(pid) {
-                peak = peak.max(rss);
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                peak.rss = peak.rss.max(proc_field(&status, "VmRSS:").unwrap_or(0));
+                peak.anon = peak.anon.max(proc_field(&status, "RssAnon:").unwrap_or(0));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            if let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+                peak.pss = peak.pss.max(proc_field(&rollup, "Pss:").unwrap_or(0));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         peak
     })
@@ -374,7 +396,7 @@ struct Outcome {
     elapsed: Duration,
     rss_kib: Option<u64>,
     peak_kib: Option<u64>,
-    sampled_peak_kib: Option<u64>,
+    sampled: Option<Sampled>,
     peak_reset: bool,
 }
 
@@ -564,11 +586,11 @@ async fn run_scenario(
         _ => closed_loop(shared, scenario, options.duration, true).await,
     };
     stop.store(true, Ordering::Relaxed);
-    let sampled = sampler.join().unwrap_or(0);
+    let sampled = sampler.join().unwrap_or_default();
     if in_server && let Some((rss, hwm)) = memory(pid) {
         outcome.rss_kib = Some(rss);
         outcome.peak_kib = Some(hwm);
-        outcome.sampled_peak_kib = Some(sampled);
+        outcome.sampled = Some(sampled);
         outcome.peak_reset = peak_reset;
     }
     outcome
@@ -671,11 +693,11 @@ fn main() -> anyhow::Result<()> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| scenario | what | C | ok | errors | p50 ms | p95 ms | p99 ms | max ms | req/s | RSS after MiB | peak RSS MiB |"
+        "| scenario | what | C | ok | errors | p50 ms | p95 ms | p99 ms | max ms | req/s | RSS after MiB | peak RSS MiB | peak PSS MiB | peak anon MiB |"
     );
     let _ = writeln!(
         table,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut notes = Vec::new();
     let mut p50s = Vec::new();
@@ -700,20 +722,21 @@ fn main() -> anyhow::Result<()> {
             format!("{:.2}", h.max() as f64 / 1000.0)
         };
         let rate = outcome.ok as f64 / outcome.elapsed.as_secs_f64();
-        let (rss, peak) = match (outcome.rss_kib, outcome.peak_kib, outcome.sampled_peak_kib) {
+        let dash = || "-".to_owned();
+        let (rss, peak, pss, anon) = match (outcome.rss_kib, outcome.peak_kib, outcome.sampled) {
             (Some(rss), Some(hwm), Some(sampled)) => {
                 let peak = if outcome.peak_reset {
                     hwm
                 } else {
                     // VmHWM could not be reset: it is the process's lifetime peak.
-                    sampled.max(rss)
+                    sampled.rss.max(rss)
                 };
-                (mib(rss), mib(peak))
+                (mib(rss), mib(peak), mib(sampled.pss), mib(sampled.anon))
             }
-            _ => ("-".to_owned(), "-".to_owned()),
+            _ => (dash(), dash(), dash(), dash()),
         };
         let line = format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
             scenario.name,
             scenario.what,
             scenario.concurrency,
@@ -725,7 +748,9 @@ fn main() -> anyhow::Result<()> {
             max,
             rate,
             rss,
-            peak
+            peak,
+            pss,
+            anon
         );
         eprintln!("{line}");
         let _ = writeln!(table, "{line}");
@@ -765,8 +790,10 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = writeln!(
         text,
-        "- peak RSS = VmHWM since the scenario began (reset via /proc/PID/clear_refs), \
-         RSS after = VmRSS when it ended\n"
+        "- RSS after = VmRSS when the scenario ended; peak RSS = VmHWM since it began (reset \
+         via /proc/PID/clear_refs); peak PSS and peak anon = largest of samples every 20 ms \
+         (smaps_rollup Pss, status RssAnon). RSS counts the compiled guest's file pages once \
+         per live instance mapping them; PSS counts them once.\n"
     );
     text.push_str(&table);
     let find = |name: &str| p50s.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
