@@ -72,9 +72,17 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## bench: criterion benches + HTTP load run (see docs/benchmarks.md)
+## bench: every benchmark in one run, baselines included (see docs/benchmarks.md):
+## criterion (sandbox + naive CPython-WASI baseline), HTTP load (+ subprocess baseline),
+## toolbox (lint/tests/generate, cache hits), storage (with a real Neo4j), then the plot.
 bench: guest
-	$(CARGO) bench --locked
+	mkdir -p target/bench-results
+	$(CARGO) bench --locked --bench sandbox
+	$(CARGO) bench --locked --bench http_load
+	$(CARGO) bench --locked --bench toolbox | tee target/bench-results/toolbox.md
+	scripts/neo4j/neo4j.sh run --port 17688 --http-port 0 --data build/neo4j-bench -- \
+		$(CARGO) bench --locked --bench store | tee target/bench-results/store.md
+	$(PYTHON) scripts/plot_benchmarks.py target/bench-results docs/benchmarks-latency.svg
 
 clean:
 	rm -rf build target/test-compiled-guests
