@@ -100,3 +100,26 @@ async def test_rate_limit_over_mcp_is_a_tool_error_naming_the_wait(limited_serve
             assert 1 <= body["retry_after_seconds"] <= 60
         async with http_session(limited_server, token=second) as session:
             assert not (await session.call_tool("generate_code", args)).is_error
+
+
+async def test_role_table_over_mcp(http_server, data_dir):
+    """The MCP tools that need more than `agent` refuse lower roles with a tool error
+    naming the role needed, exactly as REST answers 403."""
+    least = {"execution_history": "developer", "code_stats": "developer",
+             "audit_log": "admin", "execute_code": "agent", "lint_code": "agent"}
+    args = {"execution_history": {}, "code_stats": {"code_hash": "0" * 64}, "audit_log": {},
+            "execute_code": {"code": "print(1)"}, "lint_code": {"code": "x = 1\n"}}
+    rank = {"agent": 0, "developer": 1, "admin": 2}
+    for role in ("agent", "developer", "admin"):
+        token = create_token(data_dir, role)
+        with anyio.fail_after(60):
+            async with http_session(http_server, token=token) as session:
+                for tool, needed in least.items():
+                    result = await session.call_tool(tool, args[tool])
+                    if rank[role] >= rank[needed]:
+                        assert not result.is_error, (role, tool, result.content)
+                    else:
+                        assert result.is_error, (role, tool)
+                        body = json.loads(result.content[0].text)
+                        assert body["error"] == "forbidden"
+                        assert body["detail"].endswith(f"it needs {needed} or higher"), body
