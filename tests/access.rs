@@ -236,15 +236,7 @@ async fn a_burst_over_the_limit_gets_429_with_a_retry_after_that_works() {
 }
 
 async fn runs_started(server: &TestServer) -> u64 {
-    let health: Value = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.get_json("/health").await;
     health["sandbox"]["runs_started"].as_u64().unwrap()
 }
 
@@ -328,15 +320,7 @@ async fn the_cache_evicts_at_its_byte_bound() {
     for i in 0..3 {
         server.python(&format!("print({i})")).await;
     }
-    let health: Value = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.get_json("/health").await;
     assert_eq!(health["cache"]["evictions"], 1, "{health}");
     assert!(health["cache"]["bytes"].as_u64().unwrap() <= 1200);
     assert_eq!(

@@ -27,15 +27,7 @@ fn neo4j_script(args: &[&str]) {
 }
 
 async fn outbox_depth(server: &TestServer) -> u64 {
-    let health: Value = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.get_json("/health").await;
     health["store"]["outbox_depth"].as_u64().unwrap()
 }
 

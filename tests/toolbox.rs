@@ -391,15 +391,7 @@ async fn generate_renders_and_refuses_clearly() {
 #[tokio::test]
 async fn prompts_are_listed_and_served() {
     let server = TestServer::spawn();
-    let list: Value = server
-        .http
-        .get(server.url("/prompts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.get_json("/prompts").await;
     let slugs: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -416,15 +408,7 @@ async fn prompts_are_listed_and_served() {
     ] {
         assert!(slugs.contains(&slug), "{slug} missing from {list}");
     }
-    let limits: Value = server
-        .http
-        .get(server.url("/prompts/sandbox-limits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limits = server.get_json("/prompts/sandbox-limits").await;
     assert!(
         limits["content"]
             .as_str()

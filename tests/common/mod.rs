@@ -155,6 +155,18 @@ impl TestServer {
         )
     }
 
+    /// GET `path` with the admin token and parse the JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// Run Python code through `/execute_code`, expecting a 200.
     pub async fn python(&self, code: &str) -> Value {
         self.execute(json!({ "code": code })).await
@@ -249,15 +261,7 @@ impl TestServer {
     pub async fn wait_shipped(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let health: serde_json::Value = self
-                .http
-                .get(self.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let health = self.get_json("/health").await;
             if health["store"]["outbox_depth"] == 0 {
                 return;
             }
