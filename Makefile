@@ -79,6 +79,8 @@ bench: guest
 	mkdir -p target/bench-results
 	$(CARGO) bench --locked --bench sandbox
 	$(CARGO) bench --locked --bench http_load
+	$(CARGO) bench --locked --bench http_load -- --server-env SANDGRAPH_POOLING=false \
+		--out http_load_unpooled.md py_c1 py_c8 sleep64
 	$(CARGO) bench --locked --bench toolbox | tee target/bench-results/toolbox.md
 	scripts/neo4j/neo4j.sh run --port 17688 --http-port 0 --data build/neo4j-bench -- \
 		$(CARGO) bench --locked --bench store | tee target/bench-results/store.md

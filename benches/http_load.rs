@@ -22,6 +22,7 @@
 //! * `--url URL`: load an existing server instead of starting one; `--pid PID` to read
 //!   its memory.
 //! * `--server-env KEY=VALUE` (repeatable): extra environment for the started server.
+//! * `--out FILE` (default `http_load.md`): the results file under `target/bench-results/`.
 //! * `--list`: print the scenarios and exit.
 //!
 //! The started server gets a bench admin token (`SANDGRAPH_ADMIN_TOKEN`, sent as a bearer
@@ -37,7 +38,7 @@
 //! histogram (no HTTP, so it is flattered slightly). `BENCH_PYTHON` picks the interpreter
 //! (default /usr/bin/python3, else `python3` on PATH).
 //!
-//! The table is printed and written to `target/bench-results/http_load.md`.
+//! The table is printed and written to `target/bench-results/http_load.md` (or `--out`).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -76,6 +77,7 @@ struct Options {
     server_env: Vec<(String, String)>,
     filters: Vec<String>,
     list: bool,
+    out: String,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -87,6 +89,7 @@ fn parse_options() -> anyhow::Result<Options> {
         server_env: Vec::new(),
         filters: Vec::new(),
         list: false,
+        out: "http_load.md".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +120,7 @@ fn parse_options() -> anyhow::Result<Options> {
                 options.server_env.push((k.to_owned(), v.to_owned()));
             }
             "--list" => options.list = true,
+            "--out" => options.out = value("--out")?,
             other if other.starts_with('-') => bail!("unknown option {other}"),
             other => options.filters.push(other.to_owned()),
         }
@@ -785,6 +789,14 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "?".into()),
         options.duration.as_secs_f64()
     );
+    if !options.server_env.is_empty() {
+        let env: Vec<String> = options
+            .server_env
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(text, "- server environment: {}", env.join(", "));
+    }
     if let Some((rss, _)) = idle {
         let _ = writeln!(text, "- server RSS idle after start: {} MiB", mib(rss));
     }
@@ -810,8 +822,8 @@ fn main() -> anyhow::Result<()> {
     println!("\n{text}");
     let dir = target_dir().join("bench-results");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("http_load.md"), &text)?;
-    println!("written to {}", dir.join("http_load.md").display());
+    std::fs::write(dir.join(&options.out), &text)?;
+    println!("written to {}", dir.join(&options.out).display());
     drop(server);
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! * `execute/python_print_hi`: `Sandbox::execute(Python, "print('hi')")`, the whole
 //!   per-call path (slot, scratch dir, WASI context, store, instantiation of the
 //!   pre-initialised CPython component, the call, classification).
+//! * `execute/python_print_hi_unpooled`, `throughput/python_print_hi_x8_unpooled`: the
+//!   same on a sandbox built with `pooling: false` (wasmtime's on-demand allocator, a
+//!   fresh memory mapping per run), so the pooling allocator's effect is measured in the
+//!   same run.
 //! * `execute/javascript_console_log_hi`: the same for QuickJS (`qjs -e`).
 //! * `naive/python_cli_print_hi`: plain wasmtime + `wasmtime_wasi::p1` running the
 //!   CPython WASI command module `build/guest/python-cli.wasm` (`python -c
@@ -177,18 +181,15 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("test-compiled-guests"));
     let load_started = Instant::now();
-    let sandbox = Sandbox::new(SandboxConfig {
-        guest_dir: guest_dir(),
-        cache_dir,
-        scratch_dir: scratch.path().to_owned(),
-        max_concurrent_runs: 64,
-        queue_timeout: Duration::from_secs(30),
-    })
-    .expect("loading the sandbox (run `make guest` first)");
+    let sandbox = load_sandbox(&cache_dir, scratch.path(), true);
     eprintln!(
         "sandbox loaded in {:.2} s",
         load_started.elapsed().as_secs_f64()
     );
+    // The same sandbox without wasmtime's pooling allocator: a fresh memory mapping per
+    // run (the "before" of the pooling change, measured in the same run).
+    let unpooled_scratch = tempfile::tempdir().expect("scratch dir");
+    let unpooled = load_sandbox(&cache_dir, unpooled_scratch.path(), false);
 
     let naive = NaivePython::load(&guest_dir().join("python-cli.wasm"))
         .map_err(|e| eprintln!("naive baseline unavailable: {e:#}"))
@@ -197,9 +198,10 @@ fn main() {
 
     // Sanity: each path prints what we think it prints.
     runtime.block_on(async {
-        for (language, code) in [
-            (Language::Python, "print('hi')"),
-            (Language::Javascript, "console.log('hi')"),
+        for (sandbox, language, code) in [
+            (&sandbox, Language::Python, "print('hi')"),
+            (&sandbox, Language::Javascript, "console.log('hi')"),
+            (&unpooled, Language::Python, "print('hi')"),
         ] {
             let out = sandbox
                 .execute(language, code, SandboxLimits::default())
@@ -218,15 +220,24 @@ fn main() {
     let mut rows = Vec::new();
     let mut group = criterion.benchmark_group("execute");
     group.sampling_mode(SamplingMode::Flat);
-    for (name, language, code, what) in [
+    for (name, sandbox, language, code, what) in [
         (
             "python_print_hi",
+            &sandbox,
             Language::Python,
             "print('hi')",
             "sandgraph `Sandbox::execute`, python `print('hi')`",
         ),
         (
+            "python_print_hi_unpooled",
+            &unpooled,
+            Language::Python,
+            "print('hi')",
+            "the same with `SANDGRAPH_POOLING=false` (fresh memory mapping per run)",
+        ),
+        (
             "javascript_console_log_hi",
+            &sandbox,
             Language::Javascript,
             "console.log('hi')",
             "sandgraph `Sandbox::execute`, javascript `console.log('hi')`",
@@ -271,11 +282,22 @@ fn main() {
     group
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(BATCH as u64));
-    {
+    for (name, sandbox, what) in [
+        (
+            "python_print_hi_x8",
+            &sandbox,
+            "8 python `print('hi')` runs at once (time per batch of 8)",
+        ),
+        (
+            "python_print_hi_x8_unpooled",
+            &unpooled,
+            "the same with `SANDGRAPH_POOLING=false`",
+        ),
+    ] {
         let histogram = recorder();
         let h = histogram.clone();
         let sandbox = sandbox.clone();
-        group.bench_function("python_print_hi_x8", move |b| {
+        group.bench_function(name, move |b| {
             b.to_async(runtime).iter_custom(|iters| {
                 let sandbox = sandbox.clone();
                 let h = h.clone();
@@ -310,8 +332,8 @@ fn main() {
             })
         });
         rows.push(Row {
-            name: "python_print_hi_x8",
-            what: "8 python `print('hi')` runs at once (time per batch of 8)",
+            name,
+            what,
             histogram,
         });
     }
@@ -348,6 +370,19 @@ fn main() {
     report(&rows);
 }
 
+fn load_sandbox(cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        guest_dir: guest_dir(),
+        cache_dir: cache_dir.to_owned(),
+        scratch_dir: scratch.to_owned(),
+        max_concurrent_runs: 64,
+        queue_timeout: Duration::from_secs(30),
+        pooling,
+        pool_keep_resident_bytes: 16 << 20,
+    })
+    .expect("loading the sandbox (run `make guest` first)")
+}
+
 fn report(rows: &[Row]) {
     let ms = |us: u64| us as f64 / 1000.0;
     let mut table = String::new();
@@ -375,12 +410,17 @@ fn report(rows: &[Row]) {
             row.what
         );
     }
-    if let Some((_, batch)) = medians.iter().find(|(n, _)| *n == "python_print_hi_x8") {
-        let _ = writeln!(
-            table,
-            "\nin-process python throughput ({BATCH} at once, p50 batch): {:.0} runs/s",
-            BATCH as f64 / (*batch as f64 / 1e6)
-        );
+    for (name, label) in [
+        ("python_print_hi_x8", "pooled"),
+        ("python_print_hi_x8_unpooled", "unpooled"),
+    ] {
+        if let Some((_, batch)) = medians.iter().find(|(n, _)| *n == name) {
+            let _ = writeln!(
+                table,
+                "\nin-process python throughput, {label} ({BATCH} at once, p50 batch): {:.0} runs/s",
+                BATCH as f64 / (*batch as f64 / 1e6)
+            );
+        }
     }
     let python = medians.iter().find(|(n, _)| *n == "python_print_hi");
     let naive = medians

@@ -136,6 +136,15 @@ pub struct SandboxSettings {
     pub queue_timeout_ms: u64,
     /// Per-run defaults and the ceilings callers cannot exceed.
     pub limits: LimitCeilings,
+    /// Take instances from wasmtime's pooling allocator (reset in place between runs)
+    /// instead of mapping fresh memory per run. Faster; reserves address space (not
+    /// memory) for `max_concurrent_runs` instances up front.
+    pub pooling: bool,
+    /// With pooling, how many bytes of each finished run's memory stay resident to be
+    /// reset in place for the next run (the rest goes back to the kernel). After a
+    /// burst of N concurrent runs, up to N times this (or what the runs dirtied, if
+    /// less) stays resident.
+    pub pool_keep_resident_bytes: u64,
 }
 
 impl Default for SandboxSettings {
@@ -144,6 +153,8 @@ impl Default for SandboxSettings {
             max_concurrent_runs: 64,
             queue_timeout_ms: 30_000,
             limits: LimitCeilings::default(),
+            pooling: true,
+            pool_keep_resident_bytes: 16 << 20,
         }
     }
 }
@@ -226,6 +237,12 @@ impl Config {
         if let Some(v) = var("SANDGRAPH_MAX_CONCURRENT_RUNS") {
             self.sandbox.max_concurrent_runs = parse("SANDGRAPH_MAX_CONCURRENT_RUNS", v)?;
         }
+        if let Some(v) = var("SANDGRAPH_POOLING") {
+            self.sandbox.pooling = parse("SANDGRAPH_POOLING", v)?;
+        }
+        if let Some(v) = var("SANDGRAPH_POOL_KEEP_RESIDENT_BYTES") {
+            self.sandbox.pool_keep_resident_bytes = parse("SANDGRAPH_POOL_KEEP_RESIDENT_BYTES", v)?;
+        }
         if let Some(v) = var("SANDGRAPH_ADMIN_TOKEN") {
             if v.len() < 16 {
                 anyhow::bail!("SANDGRAPH_ADMIN_TOKEN must be at least 16 characters");
@@ -291,6 +308,9 @@ impl Config {
             scratch_dir: self.data_dir.join("scratch"),
             max_concurrent_runs: self.sandbox.max_concurrent_runs,
             queue_timeout: Duration::from_millis(self.sandbox.queue_timeout_ms),
+            pooling: self.sandbox.pooling,
+            pool_keep_resident_bytes: usize::try_from(self.sandbox.pool_keep_resident_bytes)
+                .unwrap_or(usize::MAX),
         }
     }
 }

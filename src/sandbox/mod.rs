@@ -144,6 +144,10 @@ pub struct SandboxConfig {
     pub max_concurrent_runs: usize,
     /// How long a run may wait for a slot before the caller is told to retry.
     pub queue_timeout: Duration,
+    /// Use wasmtime's pooling allocator, sized for `max_concurrent_runs`.
+    pub pooling: bool,
+    /// With pooling, bytes of each finished run's memory kept resident and reset in place.
+    pub pool_keep_resident_bytes: usize,
 }
 
 /// A point-in-time view of the sandbox, for health checks.
@@ -206,7 +210,11 @@ struct GuestEnd {
 impl Sandbox {
     /// Load (compiling and caching on first start) both guests and start the ticker.
     pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
-        let engine = engine::new_engine()?;
+        let pool = config.pooling.then(|| engine::PoolSizing {
+            runs: u32::try_from(config.max_concurrent_runs.max(1)).unwrap_or(u32::MAX),
+            keep_resident: config.pool_keep_resident_bytes,
+        });
+        let engine = engine::new_engine(pool)?;
         let python_wasm = config.guest_dir.join("python-guest.wasm");
         let quickjs_wasm = config.guest_dir.join("quickjs.wasm");
         let build_id = std::fs::read_to_string(config.guest_dir.join("BUILD_ID"))
@@ -226,7 +234,10 @@ impl Sandbox {
             &python_wasm,
             ArtifactKind::Component,
         )? {
-            Artifact::Component(component) => python::prepare(&engine, &component)?,
+            Artifact::Component(component) => {
+                engine::check_fits_pool("python-guest", component.resources_required())?;
+                python::prepare(&engine, &component)?
+            }
             Artifact::Module(_) => anyhow::bail!("python guest must be a component"),
         };
         let javascript = match engine::load_or_compile(
@@ -236,7 +247,10 @@ impl Sandbox {
             &quickjs_wasm,
             ArtifactKind::Module,
         )? {
-            Artifact::Module(module) => javascript::prepare(&engine, &module)?,
+            Artifact::Module(module) => {
+                engine::check_fits_pool("quickjs", Some(module.resources_required()))?;
+                javascript::prepare(&engine, &module)?
+            }
             Artifact::Component(_) => anyhow::bail!("quickjs guest must be a core module"),
         };
         std::fs::create_dir_all(&config.scratch_dir)
