@@ -86,29 +86,32 @@ fn insert(
     destination: Destination,
     record: &Record,
 ) -> rusqlite::Result<()> {
-    let body = serde_json::to_string(record).unwrap_or_default();
+    // Statements are prepared once per connection and reused (`prepare_cached`): parsing
+    // the SQL again for every record cost more than the insert itself.
     match (destination, record) {
         (Destination::Outbox, _) => {
-            tx.execute("INSERT INTO outbox (body) VALUES (?1)", params![body])?;
+            let body = serde_json::to_string(record).unwrap_or_default();
+            tx.prepare_cached("INSERT INTO outbox (body) VALUES (?1)")?
+                .execute(params![body])?;
         }
         (Destination::History, Record::Execution(r)) => {
             let body = serde_json::to_string(r).unwrap_or_default();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO executions (id, ts, caller_id, tool, language, code_hash, outcome, duration_seconds, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![r.id, r.ts, r.caller_id, r.tool, r.language, r.code_hash, r.outcome, r.duration_seconds, body],
-            )?;
+            )?
+            .execute(params![r.id, r.ts, r.caller_id, r.tool, r.language, r.code_hash, r.outcome, r.duration_seconds, body])?;
         }
         (Destination::History, Record::Audit(e)) => {
             let body = serde_json::to_string(e).unwrap_or_default();
             let decision = serde_json::to_value(e.decision)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned));
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body],
-            )?;
+            )?
+            .execute(params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body])?;
         }
     }
     Ok(())
