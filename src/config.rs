@@ -314,3 +314,45 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        config.apply_env(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        })?;
+        Ok(config)
+    }
+
+    #[test]
+    fn pooling_is_on_by_default_and_can_be_turned_off() {
+        let default = with_env(&[]).unwrap().sandbox_config();
+        assert!(default.pooling);
+        assert_eq!(default.pool_keep_resident_bytes, 16 << 20);
+
+        let off = with_env(&[
+            ("SANDGRAPH_POOLING", "false"),
+            ("SANDGRAPH_POOL_KEEP_RESIDENT_BYTES", "1048576"),
+        ])
+        .unwrap()
+        .sandbox_config();
+        assert!(!off.pooling);
+        assert_eq!(off.pool_keep_resident_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn a_bad_pooling_value_names_the_variable() {
+        let err = with_env(&[("SANDGRAPH_POOLING", "maybe")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("SANDGRAPH_POOLING=\"maybe\" is not valid"),
+            "{err}"
+        );
+    }
+}

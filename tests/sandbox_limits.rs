@@ -202,3 +202,22 @@ async fn exit_codes_and_tracebacks_are_reported() {
     assert_eq!(syntax["exit_reason"], "error");
     assert!(syntax["stderr"].as_str().unwrap().contains("SyntaxError"));
 }
+
+#[tokio::test]
+async fn the_unpooled_sandbox_runs_and_enforces_limits_too() {
+    let pooled = TestServer::spawn();
+    let health = pooled.get_json("/health").await;
+    assert_eq!(health["sandbox"]["pooling"], true, "{health}");
+
+    let server = TestServer::spawn_with(&[("SANDGRAPH_POOLING", "false")]);
+    let health = server.get_json("/health").await;
+    assert_eq!(health["sandbox"]["pooling"], false, "{health}");
+    let hi = server.python("print('hi')").await;
+    assert_eq!(hi["stdout"], "hi\n", "{hi}");
+    let big = server
+        .execute(json!({ "code": "x = 'a' * 10**9\nprint(len(x))" }))
+        .await;
+    assert_eq!(big["exit_reason"], "memory_limit", "{big}");
+    let again = server.python("print(2 + 2)").await;
+    assert_eq!(again["stdout"], "4\n", "{again}");
+}

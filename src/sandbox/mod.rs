@@ -161,6 +161,8 @@ pub struct SandboxStatus {
     pub active_runs: usize,
     /// Run slots.
     pub max_concurrent_runs: usize,
+    /// Whether instances come from wasmtime's pooling allocator.
+    pub pooling: bool,
     /// Runs started since the process began.
     pub runs_started: u64,
 }
@@ -283,6 +285,7 @@ impl Sandbox {
             languages: Language::ALL.to_vec(),
             active_runs: self.inner.active.load(Ordering::Relaxed),
             max_concurrent_runs: self.inner.config.max_concurrent_runs,
+            pooling: self.inner.config.pooling,
             runs_started: self.inner.started.load(Ordering::Relaxed),
         }
     }
