@@ -221,3 +221,34 @@ async fn the_unpooled_sandbox_runs_and_enforces_limits_too() {
     let again = server.python("print(2 + 2)").await;
     assert_eq!(again["stdout"], "4\n", "{again}");
 }
+
+#[test]
+fn without_address_space_for_the_pool_the_server_says_what_to_change() {
+    // 8 GB of address space cannot hold 64 pooled slots of ~4 GiB each.
+    let data = tempfile::tempdir().unwrap();
+    let root = common::repo_root();
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 8000000 && exec \"$0\" serve --bind 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_sandgraph"),
+        ])
+        .env_remove("NEO4J_URI")
+        .env("SANDGRAPH_DATA_DIR", data.path())
+        .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
+        .env(
+            "SANDGRAPH_COMPILED_CACHE_DIR",
+            root.join("target/test-compiled-guests"),
+        )
+        .env("SANDGRAPH_ADMIN_TOKEN", "sg_test_admin_pool_limit_0000")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running sandgraph");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started anyway: {stderr}");
+    assert!(
+        stderr.contains("instance pool for 64 concurrent runs")
+            && stderr.contains("SANDGRAPH_POOLING=false"),
+        "{stderr}"
+    );
+}

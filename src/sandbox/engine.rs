@@ -73,6 +73,13 @@ pub(crate) fn new_engine(pool: Option<PoolSizing>) -> anyhow::Result<Engine> {
             .table_keep_resident(1 << 20)
             .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        return Engine::new(&config).map_err(|e| {
+            anyhow::Error::from(e).context(format!(
+                "creating the wasmtime engine with an instance pool for {runs} concurrent runs \
+                 (~4 GiB of address space each); lower SANDGRAPH_MAX_CONCURRENT_RUNS, raise \
+                 `ulimit -v`, or set SANDGRAPH_POOLING=false"
+            ))
+        });
     }
     Engine::new(&config).map_err(|e| anyhow::Error::from(e).context("creating the wasmtime engine"))
 }

@@ -26,7 +26,7 @@ pub struct TestServer {
     data_path: std::path::PathBuf,
 }
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
