@@ -226,20 +226,14 @@ async fn the_unpooled_sandbox_runs_and_enforces_limits_too() {
 fn without_address_space_for_the_pool_the_server_says_what_to_change() {
     // 8 GB of address space cannot hold 64 pooled slots of ~4 GiB each.
     let data = tempfile::tempdir().unwrap();
-    let root = common::repo_root();
-    let output = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -v 8000000 && exec \"$0\" serve --bind 127.0.0.1:0",
-            env!("CARGO_BIN_EXE_sandgraph"),
-        ])
-        .env_remove("NEO4J_URI")
-        .env("SANDGRAPH_DATA_DIR", data.path())
-        .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
-        .env(
-            "SANDGRAPH_COMPILED_CACHE_DIR",
-            root.join("target/test-compiled-guests"),
-        )
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -v 8000000 && exec \"$0\" serve --bind 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_sandgraph"),
+    ]);
+    common::server_env(&mut command, data.path());
+    let output = command
         .env("SANDGRAPH_ADMIN_TOKEN", "sg_test_admin_pool_limit_0000")
         .env("RUST_BACKTRACE", "0")
         .output()

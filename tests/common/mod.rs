@@ -26,6 +26,21 @@ pub struct TestServer {
     data_path: std::path::PathBuf,
 }
 
+/// The environment every test server gets: its data dir, the built guests, the shared
+/// compiled-guest cache, and the embedded store unless a test asks for Neo4j (`make test`
+/// exports NEO4J_URI).
+pub fn server_env(command: &mut Command, data_dir: &std::path::Path) {
+    let root = repo_root();
+    command
+        .env_remove("NEO4J_URI")
+        .env("SANDGRAPH_DATA_DIR", data_dir)
+        .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
+        .env(
+            "SANDGRAPH_COMPILED_CACHE_DIR",
+            root.join("target/test-compiled-guests"),
+        );
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -69,18 +84,10 @@ impl TestServer {
                     .unwrap()
                     .as_nanos()
             );
-        let root = repo_root();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
+        command.args(["serve", "--bind", "127.0.0.1:0"]);
+        server_env(&mut command, data_dir.path());
         command
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            // The embedded store unless a test asks for Neo4j (make test exports NEO4J_URI).
-            .env_remove("NEO4J_URI")
-            .env("SANDGRAPH_DATA_DIR", data_dir.path())
-            .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
-            .env(
-                "SANDGRAPH_COMPILED_CACHE_DIR",
-                root.join("target/test-compiled-guests"),
-            )
             .env("RUST_LOG", "warn")
             .env("SANDGRAPH_ADMIN_TOKEN", &admin_token)
             .stdout(Stdio::piped())
