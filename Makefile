@@ -44,7 +44,7 @@ test: guest $(TEST_VENV)/.installed lint
 	$(CARGO) build --locked
 	$(CARGO) test --locked --no-run
 	scripts/neo4j/neo4j.sh fetch
-	scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
+	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
 
 test-all: test-rust test-neo4j-outage test-guest test-python test-load
 

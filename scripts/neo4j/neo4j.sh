@@ -23,7 +23,8 @@
 # 0 turns HTTP off), NEO4J_HEAP (default 1g), NEO4J_PAGECACHE (default 256m),
 # NEO4J_PASSWORD (turns auth on, user neo4j, with this initial password; at
 # least 8 characters), NEO4J_JAVA (java binary; default: java on PATH, which
-# must be 17 or 21), NEO4J_JAVA_OPTS (extra JVM flags), NEO4J_START_TIMEOUT (seconds, default 120).
+# must be 17 or 21), NEO4J_JAVA_OPTS (extra JVM flags), NEO4J_START_TIMEOUT (seconds, default 120),
+# NEO4J_TX_TIMEOUT (db.transaction.timeout, default 10s).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -203,6 +204,8 @@ server.directories.import=$BASE/import
 server.directories.plugins=$BASE/plugins
 dbms.usage_report.enabled=false
 db.tx_log.preallocate=false
+# Server-side backstop for runaway queries (neo4rs cannot set a per-transaction timeout).
+db.transaction.timeout=${NEO4J_TX_TIMEOUT:-10s}
 # Bolt's Netty event loops otherwise idle 5 s each (10 s) before a stop ends.
 internal.dbms.bolt.netty_server_shutdown_quiet_period=0
 internal.dbms.bolt.netty_server_shutdown_timeout=5s

@@ -138,6 +138,17 @@ impl Neo4jStore {
     where
         F: std::future::Future<Output = Result<T, neo4rs::Error>>,
     {
+        self.guarded_as(Origin::Sandgraph, what, operation).await
+    }
+
+    /// [`Self::guarded`] for a query a caller wrote: when it outlives the timeout, that
+    /// is the query's doing, not a sign that Neo4j is down, so it does not count towards
+    /// the circuit breaker (else a few runaway `graph_query` calls would open the breaker
+    /// and stall record shipping for everyone) and fails with [`QueryTimedOut`].
+    async fn guarded_as<T, F>(&self, origin: Origin, what: &str, operation: F) -> anyhow::Result<T>
+    where
+        F: std::future::Future<Output = Result<T, neo4rs::Error>>,
+    {
         if self.breaker_state() == BreakerState::Open {
             anyhow::bail!(
                 "Neo4j is unreachable (circuit open after repeated failures); retry shortly"
@@ -146,6 +157,7 @@ impl Neo4jStore {
         let result = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(anyhow::Error::from(err).context(format!("Neo4j {what}"))),
+            Err(_) if origin == Origin::Caller => Err(QueryTimedOut(OPERATION_TIMEOUT).into()),
             Err(_) => Err(anyhow::anyhow!(
                 "Neo4j {what} timed out after {OPERATION_TIMEOUT:?}"
             )),
@@ -205,13 +217,31 @@ impl Neo4jStore {
         .await
     }
 
-    /// Run a read query and collect rows as JSON maps.
+    /// Run one of sandgraph's own read queries and collect rows as JSON maps.
     pub(crate) async fn read_rows(
         &self,
         q: Query,
         max_rows: usize,
     ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
-        self.guarded("query", async {
+        self.read_rows_as(Origin::Sandgraph, q, max_rows).await
+    }
+
+    /// Run a caller's read query (`graph_query`) and collect rows as JSON maps.
+    pub(crate) async fn read_caller_rows(
+        &self,
+        q: Query,
+        max_rows: usize,
+    ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
+        self.read_rows_as(Origin::Caller, q, max_rows).await
+    }
+
+    async fn read_rows_as(
+        &self,
+        origin: Origin,
+        q: Query,
+        max_rows: usize,
+    ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
+        self.guarded_as(origin, "query", async {
             let mut stream = self.graph.execute_read(q).await?;
             let mut rows = Vec::new();
             let mut truncated = false;
@@ -241,7 +271,7 @@ impl Neo4jStore {
         params: BoltType,
     ) -> anyhow::Result<neo4rs::summary::Type> {
         let q = with_params(query(&format!("EXPLAIN {cypher}")), params);
-        self.guarded("explain", async {
+        self.guarded_as(Origin::Caller, "explain", async {
             let stream = self.graph.execute_read(q).await?;
             let summary = stream.finish().await?;
             Ok(summary.query_type())
@@ -341,7 +371,22 @@ fn statements(text: &str) -> Vec<String> {
 }
 
 /// Connection-level failures (as opposed to a query Neo4j rejected) trip the breaker.
+/// Who wrote the query an operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Sandgraph,
+    Caller,
+}
+
+/// A caller's query ran longer than sandgraph waits for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the query ran longer than {0:?}; sandgraph stopped waiting for it")]
+pub(crate) struct QueryTimedOut(pub(crate) Duration);
+
 fn is_connection_failure(err: &anyhow::Error) -> bool {
+    if err.is::<QueryTimedOut>() {
+        return false;
+    }
     if let Some(neo) = err.downcast_ref::<neo4rs::Error>() {
         return !matches!(neo, neo4rs::Error::Neo4j(_));
     }
@@ -465,5 +510,21 @@ mod tests {
                 .iter()
                 .all(|s| s.starts_with("CREATE ") && s.contains("IF NOT EXISTS"))
         );
+    }
+
+    #[test]
+    fn only_sandgraphs_own_failures_count_towards_the_breaker() {
+        // A caller's runaway query must not open the breaker...
+        let runaway = anyhow::Error::from(QueryTimedOut(OPERATION_TIMEOUT));
+        assert!(!is_connection_failure(&runaway));
+        assert!(!is_connection_failure(&runaway.context("graph_query")));
+        // ...but sandgraph's own timeouts and I/O errors do.
+        assert!(is_connection_failure(&anyhow::anyhow!(
+            "Neo4j ship timed out after 10s"
+        )));
+        let io = neo4rs::Error::IOError {
+            detail: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(is_connection_failure(&anyhow::Error::from(io)));
     }
 }

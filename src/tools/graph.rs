@@ -340,7 +340,7 @@ pub async fn graph_query(
     }
     let q = with_params(query(&request.cypher), params);
     let (results, truncated) = store
-        .read_rows(q, MAX_ROWS)
+        .read_caller_rows(q, MAX_ROWS)
         .await
         .map_err(|e| neo4j_error("cypher", e))?;
     Ok(GraphQueryResponse { results, truncated })
@@ -349,6 +349,9 @@ pub async fn graph_query(
 /// Neo4j's refusals (syntax, access mode) are the caller's to fix (422); anything else
 /// means Neo4j is unavailable (503).
 fn neo4j_error(field: &'static str, err: anyhow::Error) -> ToolError {
+    if let Some(timed_out) = err.downcast_ref::<crate::store::neo4j::QueryTimedOut>() {
+        return ToolError::invalid(field, format!("graph_query: {timed_out}"));
+    }
     match err.downcast_ref::<neo4rs::Error>() {
         Some(neo4rs::Error::Neo4j(neo)) => ToolError::invalid(
             field,
