@@ -107,6 +107,67 @@ pub(crate) fn check_fits_pool(
     Ok(())
 }
 
+/// A module whose one-page memory holds a 16 KiB "snapshot" of 0xAB at offset 16 KiB.
+const CANARY_WAT: &str = r#"(module (memory (export "memory") 1)
+    (data (i32.const 16384) "\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab\ab"))"#;
+const CANARY_IMAGE: std::ops::Range<usize> = 16384..16384 + 16;
+
+/// Prove, at start-up, that the pooled engine hands a reused memory slot over pristine on
+/// this kernel: dirty every host page (and grown memory) of a canary instance, drop it,
+/// and check the next instance in the same slot. Resetting relies on Linux page-table
+/// reporting (`PAGEMAP_SCAN`) whose semantics have changed between kernels; a kernel
+/// that reported dirty pages differently must make the server refuse to start, never
+/// leak one run's memory into the next.
+pub(crate) fn verify_pool_reset(engine: &Engine) -> anyhow::Result<()> {
+    use wasmtime::{Instance, Store};
+    let module = Module::new(engine, CANARY_WAT)
+        .map_err(|e| anyhow::Error::from(e).context("compiling the pool canary"))?;
+    let expected = |addr: usize| {
+        if CANARY_IMAGE.contains(&addr) {
+            0xab
+        } else {
+            0
+        }
+    };
+    let mut last_base = None;
+    let mut reused = false;
+    for round in 0..4 {
+        let mut store = Store::new(engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = Instance::new(&mut store, &module, &[])?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .context("canary memory")?;
+        let base = memory.data_ptr(&store) as usize;
+        reused |= last_base == Some(base);
+        last_base = Some(base);
+        anyhow::ensure!(
+            memory.size(&store) == 1,
+            "pooled memory kept the previous instance's size ({} pages, round {round})",
+            memory.size(&store)
+        );
+        let probes: Vec<usize> = (0..16).map(|page| page * 4096 + 7).chain([16384]).collect();
+        for &addr in &probes {
+            let got = memory.data(&store)[addr];
+            anyhow::ensure!(
+                got == expected(addr),
+                "pooled memory kept the previous instance's byte at {addr:#x} \
+                 ({got:#x}, round {round})"
+            );
+        }
+        memory.grow(&mut store, 1)?;
+        let data = memory.data_mut(&mut store);
+        for &addr in &probes {
+            data[addr] = 0x5a;
+        }
+        data[65536 + 7] = 0x5a;
+    }
+    if !reused {
+        tracing::warn!("instance pool canary never reused a slot; reset not verified");
+    }
+    Ok(())
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, for all stores.
 /// Stops when dropped.
 pub(crate) struct EpochTicker {
@@ -348,6 +409,18 @@ mod tests {
     #[test]
     fn a_reused_slot_is_pristine_with_no_budget() {
         dirty_then_check(0);
+    }
+
+    #[test]
+    fn the_start_up_canary_passes_on_a_pool_that_resets() {
+        for keep_resident in [16 << 20, 0] {
+            let engine = new_engine(Some(PoolSizing {
+                runs: 4,
+                keep_resident,
+            }))
+            .unwrap();
+            verify_pool_reset(&engine).unwrap();
+        }
     }
 
     #[test]

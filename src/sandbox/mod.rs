@@ -217,6 +217,12 @@ impl Sandbox {
             keep_resident: config.pool_keep_resident_bytes,
         });
         let engine = engine::new_engine(pool)?;
+        if pool.is_some() {
+            engine::verify_pool_reset(&engine).context(
+                "the instance pool does not reset memory between runs on this kernel; \
+                 set SANDGRAPH_POOLING=false",
+            )?;
+        }
         let python_wasm = config.guest_dir.join("python-guest.wasm");
         let quickjs_wasm = config.guest_dir.join("quickjs.wasm");
         let build_id = std::fs::read_to_string(config.guest_dir.join("BUILD_ID"))

@@ -302,19 +302,24 @@ pub unsafe fn reset_with_pagemap(
             // or backed by files. Such pages mean that they haven't changed
             // from their original contents, so they're inverted.
             .category_inverted(Categories::PFNZERO | Categories::FILE)
-            // Search for pages that are written as those are the dirty pages —
-            // whether they are present or have been swapped out: a dirty page
-            // in swap is not PRESENT but still holds the previous instance's
-            // data, and requiring PRESENT would leave it in place for the
-            // next instance (observed under memory pressure as heap
-            // corruption in the guest). Additionally search for the zero
-            // page/file page as those are inverted above meaning we're
-            // searching for pages that specifically don't have those flags.
-            .category_mask(Categories::WRITTEN | Categories::PFNZERO | Categories::FILE)
-            // sandgraph: ...but only pages that are PRESENT or SWAPPED. Without
-            // this, Linux 6.18 reports never-touched holes in the mapping as
-            // WRITTEN too, so every reset copied the whole `keep_resident`
-            // budget (measured: 2.4 ms instead of 1.1 ms per CPython run).
+            // Search for the pages that can hold the previous instance's
+            // data: private (not FILE, not the zero page) pages that are
+            // PRESENT, or SWAPPED out (a dirty page in swap is not PRESENT but
+            // still holds the previous instance's data; upstream 48.0.8
+            // required PRESENT and so left it for the next instance).
+            //
+            // sandgraph: unlike upstream, `WRITTEN` is not required. Outside
+            // userfaultfd write-protected memory its meaning is only "not
+            // write-protected": Linux 6.18 reports never-touched holes as
+            // WRITTEN (wasmtime 50.0.1, which dropped PRESENT, then copies the
+            // whole budget back on every reset: 2.4 ms instead of 1.1 ms per
+            // CPython run), and a kernel that reported it only for write-
+            // protected memory would make the scan find nothing and leave
+            // every dirty page in place. A present private page of this
+            // mapping is a copy-on-write copy or a written anonymous page, so
+            // it is dirty by construction; holes are neither PRESENT nor
+            // SWAPPED and are skipped.
+            .category_mask(Categories::PFNZERO | Categories::FILE)
             .category_anyof_mask(Categories::PRESENT | Categories::SWAPPED)
             // Don't return any categories back. This helps group regions
             // together since the reported set of categories is always empty
