@@ -78,6 +78,14 @@ pub(crate) fn new_engine(pool: Option<PoolSizing>) -> anyhow::Result<Engine> {
             .table_keep_resident(1 << 20)
             .async_stack_keep_resident(256 << 10)
             .pagemap_scan(Enabled::Auto);
+        if !PoolingAllocationConfig::is_pagemap_scan_available() {
+            tracing::warn!(
+                keep_resident = sizing.keep_resident,
+                "PAGEMAP_SCAN is unavailable (Linux < 6.7 or /proc restricted): every pooled \
+                 reset copies the first keep_resident bytes of memory; consider a smaller \
+                 SANDGRAPH_POOL_KEEP_RESIDENT_BYTES or SANDGRAPH_POOLING=false"
+            );
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         return Engine::new(&config).map_err(|e| {
             anyhow::Error::from(e).context(format!(
