@@ -20,12 +20,15 @@
 //!
 //! Run: `cargo bench --bench sandbox` (after `make guest`).
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use common::{guest_dir, loadavg, machine, target_dir};
 use criterion::{Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
 use sandgraph::sandbox::{ExitReason, Language, Sandbox, SandboxConfig, SandboxLimits};
@@ -35,22 +38,6 @@ use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-}
-
-fn guest_dir() -> PathBuf {
-    std::env::var_os("SANDGRAPH_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("build/guest"))
-}
 
 /// Per-call latencies in microseconds, shared by the timing closures.
 type Recorder = Arc<Mutex<Histogram<u64>>>;
@@ -452,20 +439,5 @@ fn report(rows: &[Row]) {
 }
 
 fn machine_line() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    format!("{cpus} CPUs ({model}), load average at end {load}")
+    format!("{}, load average at end {}", machine(), loadavg())
 }

@@ -24,6 +24,8 @@ use sandgraph::{api, mcp, store as stores, telemetry};
 ///   SANDGRAPH_COMPILED_CACHE_DIR   compiled-guest cache (default <data>/compiled)
 ///   SANDGRAPH_MAX_CODE_BYTES       largest accepted source (default 262144)
 ///   SANDGRAPH_MAX_CONCURRENT_RUNS  sandbox runs at once (default 64)
+///   SANDGRAPH_POOLING              reuse pooled instances, reset in place (default true)
+///   SANDGRAPH_POOL_KEEP_RESIDENT_BYTES  pooled bytes reset in place per run (default 16 MiB)
 ///   SANDGRAPH_ALLOWED_HOSTS        extra Host names accepted at /mcp (comma-separated)
 ///   SANDGRAPH_LOG_FORMAT           text | json (default text)
 ///   SANDGRAPH_ADMIN_TOKEN          bootstrap admin token (created if missing)

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::contract::{caller_id, post_as, uuid_like};
-use common::{TestServer, client_with_token, neo4j_client, neo4j_count, neo4j_uri};
+use common::{TestServer, client_with_token, neo4j_client, neo4j_uri, recorded_in_neo4j};
 use serde_json::{Value, json};
 
 fn neo4j_script(args: &[&str]) {
@@ -67,24 +67,10 @@ async fn neo4j_stopped_mid_load_loses_nothing_and_duplicates_nothing() {
     neo4j_script(&["start"]);
     server.wait_shipped(Duration::from_secs(120)).await;
     let graph = neo4j_client();
-    let p = [("caller", caller.as_str())];
     assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
-            &p
-        )
-        .await,
-        acknowledged
-    );
-    assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
-            &p
-        )
-        .await,
-        acknowledged
+        recorded_in_neo4j(&graph, &caller).await,
+        (acknowledged, acknowledged),
+        "executions and audit events in Neo4j"
     );
 }
 
@@ -115,24 +101,10 @@ async fn records_acknowledged_before_sigkill_ship_after_restart() {
     let second = TestServer::spawn_in(data, &[("NEO4J_URI", &neo4j_uri())], false);
     second.wait_shipped(Duration::from_secs(120)).await;
     let graph = neo4j_client();
-    let p = [("caller", caller.as_str())];
     assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
-            &p
-        )
-        .await,
-        n
-    );
-    assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
-            &p
-        )
-        .await,
-        n
+        recorded_in_neo4j(&graph, &caller).await,
+        (n, n),
+        "executions and audit events in Neo4j"
     );
 }
 

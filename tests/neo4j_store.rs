@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::contract::{caller_id, history_contract, post_as, uuid_like};
-use common::{TestServer, client_with_token, neo4j_client, neo4j_count, neo4j_uri};
+use common::{
+    TestServer, client_with_token, neo4j_client, neo4j_count, neo4j_uri, recorded_in_neo4j,
+};
 use serde_json::json;
 
 fn neo4j_server() -> TestServer {
@@ -139,25 +141,12 @@ async fn counts_match_after_a_thousand_mixed_calls() {
     assert_eq!(ok, 1000);
     server.wait_shipped(Duration::from_secs(120)).await;
     let graph = neo4j_client();
+    assert_eq!(
+        recorded_in_neo4j(&graph, &caller).await,
+        (1000, 1000),
+        "executions and audit events in Neo4j"
+    );
     let p = [("caller", caller.as_str())];
-    assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
-            &p
-        )
-        .await,
-        1000
-    );
-    assert_eq!(
-        neo4j_count(
-            &graph,
-            "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
-            &p
-        )
-        .await,
-        1000
-    );
     assert_eq!(
         neo4j_count(
             &graph,
@@ -247,21 +236,19 @@ async fn graph_query_refuses_every_write_and_writes_nothing() {
 #[tokio::test]
 async fn a_runaway_graph_query_is_stopped_by_the_transaction_timeout() {
     let server = neo4j_server();
-    let started = std::time::Instant::now();
     let (status, body) = server
         .post(
             "/graph_query",
             json!({"cypher": "UNWIND range(1, 4000000000) AS x WITH x WHERE x = -1 RETURN count(x) AS n"}),
         )
         .await;
-    let took = started.elapsed();
     assert_eq!(status, 422, "{body}");
+    // Neo4j's own timeout (5 s, checked every 500 ms) ended it, not sandgraph's 10 s wait.
     let detail = body["detail"].as_str().unwrap();
     assert!(
         detail.starts_with("Neo4j refused the query") && detail.contains("TransactionTimedOut"),
         "{detail}"
     );
-    assert!(took < Duration::from_secs(9), "took {took:?}: {body}");
     let (status, body) = server
         .post("/graph_query", json!({"cypher": "RETURN 1 AS one"}))
         .await;

@@ -206,6 +206,8 @@ dbms.usage_report.enabled=false
 db.tx_log.preallocate=false
 # Server-side backstop for runaway queries (neo4rs cannot set a per-transaction timeout).
 db.transaction.timeout=${NEO4J_TX_TIMEOUT:-10s}
+# How often Neo4j looks for transactions past their timeout (default 2s).
+db.transaction.monitor.check.interval=500ms
 # Bolt's Netty event loops otherwise idle 5 s each (10 s) before a stop ends.
 internal.dbms.bolt.netty_server_shutdown_quiet_period=0
 internal.dbms.bolt.netty_server_shutdown_timeout=5s

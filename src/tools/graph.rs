@@ -394,6 +394,28 @@ mod tests {
     }
 
     #[test]
+    fn a_query_sandgraph_stopped_waiting_for_is_the_callers_error() {
+        let err = anyhow::Error::from(crate::store::neo4j::QueryTimedOut(
+            std::time::Duration::from_secs(10),
+        ));
+        match neo4j_error("cypher", err) {
+            ToolError::Invalid { field, detail } => {
+                assert_eq!(field, "cypher");
+                assert_eq!(
+                    detail,
+                    "graph_query: the query ran longer than 10s; sandgraph stopped waiting for it"
+                );
+            }
+            other => panic!("expected a 422, got {other:?}"),
+        }
+        // Anything else that is not Neo4j's own answer means Neo4j is unavailable.
+        assert!(matches!(
+            neo4j_error("cypher", anyhow::anyhow!("connection reset")),
+            ToolError::Busy { .. }
+        ));
+    }
+
+    #[test]
     fn names_follow_the_contract_pattern() {
         assert!(check_name("key", "user-42:x").is_ok());
         assert!(check_name("key", "9lives").is_err());

@@ -263,6 +263,24 @@ pub async fn neo4j_count(graph: &neo4rs::Graph, cypher: &str, params: &[(&str, &
     row.get::<i64>("n").expect("column n")
 }
 
+/// How many Execution and AuditEvent nodes Neo4j holds for `caller`.
+pub async fn recorded_in_neo4j(graph: &neo4rs::Graph, caller: &str) -> (i64, i64) {
+    let p = [("caller", caller)];
+    let executions = neo4j_count(
+        graph,
+        "MATCH (e:Execution {caller_id: $caller}) RETURN count(e) AS n",
+        &p,
+    )
+    .await;
+    let audit_events = neo4j_count(
+        graph,
+        "MATCH (a:AuditEvent {caller_id: $caller}) RETURN count(a) AS n",
+        &p,
+    )
+    .await;
+    (executions, audit_events)
+}
+
 impl TestServer {
     /// Wait until the outbox is empty (everything shipped to Neo4j), up to `timeout`.
     pub async fn wait_shipped(&self, timeout: Duration) {
