@@ -218,6 +218,105 @@ async fn neo4j_benches(uri: String) {
     }
     let (p50, p95, p99) = percentiles(samples);
     println!("| code_stats (100 runs per hash) | {p50:.2} | {p95:.2} | {p99:.2} | 300 queries |");
+    graph_query_guard(&store).await;
+}
+
+/// What the graph_query guard costs: the same allowed knowledge-graph queries run three
+/// ways, interleaved in one run: the query alone; `EXPLAIN` for the query type then the
+/// query (the pipeline before the guard); and `EXPLAIN` + plan guard + query + row check
+/// (the pipeline now). The query text is never rewritten, so its plan is the same in all.
+async fn graph_query_guard(store: &Neo4jStore) {
+    use sandgraph::cypher_guard::GraphScope;
+    use sandgraph::store::neo4j::{QueryKind, bolt, with_params};
+    let nodes: Vec<serde_json::Value> = (0..200)
+        .map(|i| serde_json::json!({"key": format!("bench_person_{i}"), "properties": {"n": i}}))
+        .collect();
+    let links: Vec<serde_json::Value> = (0..199)
+        .map(|i| serde_json::json!({"start": format!("bench_person_{i}"), "end": format!("bench_person_{}", i + 1)}))
+        .collect();
+    store
+        .write(vec![
+            neo4rs::query("UNWIND $rows AS r MERGE (n:GraphNode {key: r.key}) SET n += r.properties SET n:BenchPerson")
+                .param("rows", bolt(serde_json::json!(nodes)).unwrap()),
+            neo4rs::query("UNWIND $rows AS r MATCH (a:GraphNode {key: r.start}) MATCH (b:GraphNode {key: r.end}) MERGE (a)-[:BENCH_NEXT]->(b)")
+                .param("rows", bolt(serde_json::json!(links)).unwrap()),
+        ])
+        .await
+        .unwrap();
+    let scope = GraphScope::KnowledgeGraph;
+    for (name, cypher) in [
+        ("key lookup", "MATCH (p:GraphNode {key: $key}) RETURN p"),
+        (
+            "2-hop path",
+            "MATCH path = (p:GraphNode {key: $key})-[:BENCH_NEXT*2]->(q) RETURN path",
+        ),
+        (
+            "aggregation",
+            "MATCH (p:BenchPerson)-[:BENCH_NEXT]->(q) RETURN count(q) AS n, avg(q.n) AS mean",
+        ),
+    ] {
+        let params = || bolt(serde_json::json!({"key": "bench_person_7"})).unwrap();
+        let (mut alone, mut explain_then_run, mut guarded) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..300 {
+            let started = Instant::now();
+            store
+                .read_caller_rows(with_params(neo4rs::query(cypher), params()), 1000)
+                .await
+                .unwrap();
+            alone.push(started.elapsed());
+
+            let started = Instant::now();
+            let explained = store.explain(cypher, params()).await.unwrap();
+            assert_eq!(explained.kind, QueryKind::Read);
+            store
+                .read_caller_rows(with_params(neo4rs::query(cypher), params()), 1000)
+                .await
+                .unwrap();
+            explain_then_run.push(started.elapsed());
+
+            let started = Instant::now();
+            let explained = store.explain(cypher, params()).await.unwrap();
+            assert_eq!(explained.kind, QueryKind::Read);
+            scope.check_plan(&explained.plan.unwrap()).unwrap();
+            let rows = store
+                .read_caller_rows(with_params(neo4rs::query(cypher), params()), 1000)
+                .await
+                .unwrap();
+            scope
+                .check_returned(&rows.labels, &rows.relationship_types)
+                .unwrap();
+            guarded.push(started.elapsed());
+        }
+        for (how, samples) in [
+            ("query alone", alone),
+            ("EXPLAIN + query (before the guard)", explain_then_run),
+            ("EXPLAIN + plan guard + query + row check (now)", guarded),
+        ] {
+            let (p50, p95, p99) = percentiles(samples);
+            println!(
+                "| graph_query {name}: {how} | {p50:.2} | {p95:.2} | {p99:.2} | 300 queries |"
+            );
+        }
+    }
+    // The plan walk alone, on the 2-hop path's plan.
+    let plan = store
+        .explain(
+            "MATCH path = (p:GraphNode {key: $key})-[:BENCH_NEXT*2]->(q) RETURN path",
+            bolt(serde_json::json!({"key": "bench_person_7"})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .plan
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        scope.check_plan(std::hint::black_box(&plan)).unwrap();
+    }
+    let per_check = started.elapsed().as_secs_f64() / 100_000.0 * 1e6;
+    println!(
+        "| graph_query plan guard alone (2-hop path plan) | {:.4} | | | {per_check:.2} µs per check |",
+        per_check / 1000.0
+    );
 }
 
 fn main() {

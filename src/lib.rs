@@ -16,6 +16,8 @@
 //! - [`cache`]: the result cache (LRU by entries and bytes, TTL, in-flight coalescing).
 //! - [`audit`]: access decisions as events for the audit trail.
 //! - [`config`]: defaults < TOML file < environment, parsed once.
+//! - [`cypher_guard`]: what a caller's Cypher may read: the knowledge graph, never the
+//!   record below admin, never DBMS state (plan inspection in layers).
 //! - [`telemetry`]: tracing set-up.
 
 pub mod api;
@@ -23,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod cypher_guard;
 pub mod mcp;
 pub mod rate_limit;
 pub mod sandbox;

@@ -512,7 +512,8 @@ async fn prometheus_metrics(State(tools): State<Tools>) -> Response {
         .into_response()
 }
 
-/// The old platform's JSON graph counts, from Neo4j's count store (no graph scans).
+/// The old platform's JSON graph counts for the knowledge graph (never the record),
+/// from Neo4j's count store (no graph scans).
 async fn graph_metrics(
     State(tools): State<Tools>,
     Extension(ctx): Extension<CallContext>,
@@ -525,26 +526,17 @@ async fn graph_metrics(
         )
         .into());
     };
-    let q = neo4rs::query(
-        "CALL { MATCH (n) RETURN count(n) AS nodes } \
-         CALL { MATCH ()-[r]->() RETURN count(r) AS rels } \
-         CALL { CALL db.labels() YIELD label RETURN collect(label) AS labels } \
-         CALL { CALL db.relationshipTypes() YIELD relationshipType RETURN collect(relationshipType) AS types } \
-         RETURN nodes, rels, labels, types",
-    );
-    let (rows, _) = neo4j.read_rows(q, 1).await.map_err(|e| {
+    let counts = neo4j.knowledge_graph_counts().await.map_err(|e| {
         ApiError::from(crate::tools::ToolError::Busy {
             detail: format!("Neo4j unavailable: {e:#}"),
         })
     })?;
-    let row = rows.into_iter().next().unwrap_or_default();
-    let nodes = row.get("nodes").and_then(Value::as_f64).unwrap_or(0.0);
-    let rels = row.get("rels").and_then(Value::as_f64).unwrap_or(0.0);
+    let (nodes, rels) = (counts.nodes as f64, counts.relationships as f64);
     Ok(Json(json!({
-        "node_count": nodes,
-        "relationship_count": rels,
-        "labels": row.get("labels").cloned().unwrap_or(json!([])),
-        "relationship_types": row.get("types").cloned().unwrap_or(json!([])),
+        "node_count": counts.nodes,
+        "relationship_count": counts.relationships,
+        "labels": counts.labels,
+        "relationship_types": counts.relationship_types,
         "average_degree": if nodes == 0.0 { 0.0 } else { 2.0 * rels / nodes },
     })))
 }

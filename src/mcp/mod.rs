@@ -206,8 +206,11 @@ relationship to a key that does not exist is an error listing the keys."
     /// Run a read-only Cypher query.
     #[tool(
         name = "graph_query",
-        description = "Run a read-only Cypher query against the knowledge graph (writes, LOAD CSV \
-and APOC loaders are refused; at most 1000 rows). Nodes come back as {id, labels, properties}, \
+        description = "Run a read-only Cypher query against the knowledge graph: the nodes \
+graph_upsert wrote (label GraphNode plus their own labels) and their relationships; start from a \
+label, e.g. MATCH (n:GraphNode {key: $key}). Writes, LOAD CSV, procedures, SHOW commands, \
+`MATCH (n)` over every node and sandgraph's own record (Execution, AuditEvent, User, Code) are \
+refused with a message saying why; at most 1000 rows. Nodes come back as {id, labels, properties}, \
 relationships as {id, type, properties, start, end}."
     )]
     async fn graph_query(

@@ -3,12 +3,13 @@
 //! timeout (neo4rs's pool would otherwise wait forever), and a circuit breaker makes a
 //! dead Neo4j cost callers nothing: while it is open, calls fail at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use neo4rs::bolt::Bolt;
 use neo4rs::{BoltType, ConfigBuilder, Graph, Query, query};
 use serde_json::{Map, Value};
 
@@ -18,6 +19,7 @@ use super::{
 };
 use crate::audit::AuditEvent;
 use crate::config::Neo4jSettings;
+use crate::cypher_guard::PlanOperator;
 
 const SCHEMA: &str = include_str!("../../cypher/schema.cypher");
 const SHIP_EXECUTIONS: &str = include_str!("../../cypher/ship_executions.cypher");
@@ -54,7 +56,7 @@ pub struct Neo4jStore {
 }
 
 /// Convert a JSON value to a Bolt parameter.
-pub(crate) fn bolt(value: Value) -> anyhow::Result<BoltType> {
+pub fn bolt(value: Value) -> anyhow::Result<BoltType> {
     BoltType::try_from(value).map_err(|e| anyhow::anyhow!("unsupported parameter value: {e}"))
 }
 
@@ -226,13 +228,31 @@ impl Neo4jStore {
         self.read_rows_as(Origin::Sandgraph, q, max_rows).await
     }
 
-    /// Run a caller's read query (`graph_query`) and collect rows as JSON maps.
-    pub(crate) async fn read_caller_rows(
-        &self,
-        q: Query,
-        max_rows: usize,
-    ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
-        self.read_rows_as(Origin::Caller, q, max_rows).await
+    /// Run a caller's read query (`graph_query`): rows as JSON maps, plus every label and
+    /// relationship type of the nodes, relationships and paths the rows carry (the
+    /// guard's last layer looks at them).
+    pub async fn read_caller_rows(&self, q: Query, max_rows: usize) -> anyhow::Result<CallerRows> {
+        self.guarded_as(Origin::Caller, "query", async {
+            let mut stream = self.graph.execute_read(q).await?;
+            let mut out = CallerRows::default();
+            while let Some(row) = stream.next().await? {
+                if out.rows.len() == max_rows {
+                    out.truncated = true;
+                    break;
+                }
+                let mut map = Map::new();
+                for key in row.keys() {
+                    let value: BoltType = row
+                        .get(&key.value)
+                        .unwrap_or(BoltType::Null(neo4rs::BoltNull));
+                    collect_names(&value, &mut out.labels, &mut out.relationship_types);
+                    map.insert(key.value.clone(), to_json(&value));
+                }
+                out.rows.push(map);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn read_rows_as(
@@ -264,23 +284,62 @@ impl Neo4jStore {
         .await
     }
 
-    /// The query type Neo4j's planner reports for `cypher` (via `EXPLAIN` in READ mode).
-    pub(crate) async fn query_type(
-        &self,
-        cypher: &str,
-        params: BoltType,
-    ) -> anyhow::Result<neo4rs::summary::Type> {
+    /// What Neo4j's planner says about a caller's query, without running it: its type
+    /// and its plan (`EXPLAIN` in a READ-mode transaction).
+    pub async fn explain(&self, cypher: &str, params: BoltType) -> anyhow::Result<Explained> {
         let q = with_params(query(&format!("EXPLAIN {cypher}")), params);
         self.guarded_as(Origin::Caller, "explain", async {
             let stream = self.graph.execute_read(q).await?;
             let summary = stream.finish().await?;
-            Ok(summary.query_type())
+            let kind = match summary.query_type() {
+                neo4rs::summary::Type::Read => QueryKind::Read,
+                neo4rs::summary::Type::Write => QueryKind::Write,
+                neo4rs::summary::Type::ReadWrite => QueryKind::ReadWrite,
+                neo4rs::summary::Type::SchemaOnly => QueryKind::Schema,
+                neo4rs::summary::Type::Unknown => QueryKind::Unknown,
+            };
+            let plan = summary.plan().map(plan_operator);
+            Ok(Explained { kind, plan })
         })
         .await
     }
 
+    /// Size and vocabulary of the knowledge graph alone: `:GraphNode` nodes, the
+    /// relationships leaving them (only `graph_upsert` writes those), and the labels
+    /// and types Neo4j knows minus the record's.
+    pub async fn knowledge_graph_counts(&self) -> anyhow::Result<KnowledgeGraphCounts> {
+        let q = query(
+            "CALL { MATCH (n:GraphNode) RETURN count(n) AS nodes } \
+             CALL { MATCH (:GraphNode)-[r]->() RETURN count(r) AS rels } \
+             CALL { CALL db.labels() YIELD label RETURN collect(label) AS labels } \
+             CALL { CALL db.relationshipTypes() YIELD relationshipType RETURN collect(relationshipType) AS types } \
+             RETURN nodes, rels, labels, types",
+        );
+        let (rows, _) = self.read_rows(q, 1).await?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let names = |key: &str, reserved: fn(&str) -> bool| -> Vec<String> {
+            row.get(key)
+                .and_then(Value::as_array)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|n| !reserved(n))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(KnowledgeGraphCounts {
+            nodes: row.get("nodes").and_then(Value::as_u64).unwrap_or(0),
+            relationships: row.get("rels").and_then(Value::as_u64).unwrap_or(0),
+            labels: names("labels", crate::cypher_guard::is_record_label),
+            relationship_types: names("types", crate::cypher_guard::is_record_relationship_type),
+        })
+    }
+
     /// Run a write query (graph_upsert) in one transaction.
-    pub(crate) async fn write(&self, queries: Vec<Query>) -> anyhow::Result<()> {
+    pub async fn write(&self, queries: Vec<Query>) -> anyhow::Result<()> {
         self.guarded("write", async {
             let mut txn = self.graph.start_txn().await?;
             for q in queries {
@@ -345,8 +404,123 @@ impl Neo4jStore {
     }
 }
 
+/// How Neo4j's planner classifies a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// Reads only.
+    Read,
+    /// Writes only.
+    Write,
+    /// Reads and writes.
+    ReadWrite,
+    /// Schema changes.
+    Schema,
+    /// Neo4j did not say.
+    Unknown,
+}
+
+/// The planner's verdict on a query it did not run.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    /// Read, write, ...
+    pub kind: QueryKind,
+    /// The operator tree (absent if Neo4j sent none).
+    pub plan: Option<PlanOperator>,
+}
+
+/// Counts of the knowledge graph (`/metrics/graph`).
+#[derive(Debug, Clone, Default)]
+pub struct KnowledgeGraphCounts {
+    /// `:GraphNode` nodes.
+    pub nodes: u64,
+    /// Relationships between them.
+    pub relationships: u64,
+    /// Labels in use outside the record.
+    pub labels: Vec<String>,
+    /// Relationship types in use outside the record.
+    pub relationship_types: Vec<String>,
+}
+
+/// A caller's rows and what kinds of entity they carry.
+#[derive(Debug, Clone, Default)]
+pub struct CallerRows {
+    /// One map per row.
+    pub rows: Vec<Map<String, Value>>,
+    /// Whether rows past the cap were dropped.
+    pub truncated: bool,
+    /// Labels of every node in the rows (inside lists, maps and paths too).
+    pub labels: BTreeSet<String>,
+    /// Types of every relationship in the rows.
+    pub relationship_types: BTreeSet<String>,
+}
+
+/// Convert one Bolt plan map (`operatorType`, `args.Details`, `children`).
+fn plan_operator(map: &HashMap<String, Bolt>) -> PlanOperator {
+    let name = match map.get("operatorType") {
+        Some(Bolt::String(s)) => s.split('@').next().unwrap_or_default().to_owned(),
+        _ => String::new(),
+    };
+    let details = match map.get("args") {
+        Some(Bolt::Dictionary(args)) => match args.get("Details") {
+            Some(Bolt::String(s)) => s.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let children = match map.get("children") {
+        Some(Bolt::List(list)) => list
+            .iter()
+            .filter_map(|child| match child {
+                Bolt::Dictionary(child) => Some(plan_operator(child)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    PlanOperator {
+        name,
+        details,
+        children,
+    }
+}
+
+/// Gather the labels and relationship types of every entity inside `value`.
+fn collect_names(value: &BoltType, labels: &mut BTreeSet<String>, types: &mut BTreeSet<String>) {
+    match value {
+        BoltType::Node(node) => {
+            for label in &node.labels.value {
+                if let BoltType::String(s) = label {
+                    labels.insert(s.value.clone());
+                }
+            }
+        }
+        BoltType::Relation(rel) => {
+            types.insert(rel.typ.value.clone());
+        }
+        BoltType::UnboundedRelation(rel) => {
+            types.insert(rel.typ.value.clone());
+        }
+        BoltType::Path(path) => {
+            for item in path.nodes.value.iter().chain(&path.rels.value) {
+                collect_names(item, labels, types);
+            }
+        }
+        BoltType::List(list) => {
+            for item in &list.value {
+                collect_names(item, labels, types);
+            }
+        }
+        BoltType::Map(map) => {
+            for item in map.value.values() {
+                collect_names(item, labels, types);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Attach a JSON-object parameter map to a query.
-pub(crate) fn with_params(mut q: Query, params: BoltType) -> Query {
+pub fn with_params(mut q: Query, params: BoltType) -> Query {
     if let BoltType::Map(map) = params {
         for (key, value) in map.value {
             q = q.param(&key.value, value);

@@ -5,17 +5,18 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::{ToolError, Tools, new_id};
+use crate::audit::CallContext;
+use crate::auth::Endpoint;
+use crate::cypher_guard::{
+    GraphScope, Refused, TextRefusal, check_text, is_record_label, is_record_relationship_type,
+};
+use crate::store::ExecutionRecord;
+use crate::store::neo4j::{Neo4jStore, QueryKind, bolt, group_by, with_params};
 use neo4rs::query;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use unicode_normalization::UnicodeNormalization;
-
-use super::{ToolError, Tools, new_id};
-use crate::audit::CallContext;
-use crate::auth::Endpoint;
-use crate::store::ExecutionRecord;
-use crate::store::neo4j::{Neo4jStore, bolt, group_by, with_params};
 
 /// Most rows `graph_query` returns; the response says when it cut.
 pub const MAX_ROWS: usize = 1000;
@@ -102,6 +103,10 @@ pub struct GraphQueryRequest {
 /// Result of `graph_query`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct GraphQueryResponse {
+    /// Id of this call (its record in the history).
+    pub id: String,
+    /// SHA-256 of the query text.
+    pub code_hash: String,
     /// One object per row: column -> value (nodes as `{id, labels, properties}`,
     /// relationships as `{id, type, properties, start, end}`).
     pub results: Vec<Map<String, Value>>,
@@ -122,6 +127,60 @@ fn check_name(field: &'static str, name: &str) -> Result<(), ToolError> {
             format!("{field} {name:?} must match ^[A-Za-z_][A-Za-z0-9_\\-:]{{0,63}}$"),
         ))
     }
+}
+
+/// The knowledge graph never takes the record's names: a node labelled `:Execution` or
+/// a `[:RAN]` relationship written here would blur the line `graph_query`'s guard draws
+/// (see `cypher_guard`). Nor may properties overwrite a node's `key`.
+fn check_reserved(
+    request: &GraphUpsertRequest,
+    labels: &BTreeSet<String>,
+    types: &BTreeSet<String>,
+) -> Result<(), ToolError> {
+    let reserved_labels: Vec<&str> = labels
+        .iter()
+        .map(String::as_str)
+        .filter(|l| is_record_label(l))
+        .collect();
+    if !reserved_labels.is_empty() {
+        return Err(ToolError::invalid(
+            "labels",
+            format!(
+                "labels reserved for sandgraph's record cannot be written by graph_upsert: {} (reserved: {}, and any name starting with \"Sandgraph\")",
+                reserved_labels.join(", "),
+                crate::cypher_guard::RECORD_LABELS.join(", ")
+            ),
+        ));
+    }
+    let reserved_types: Vec<&str> = types
+        .iter()
+        .map(String::as_str)
+        .filter(|t| is_record_relationship_type(t))
+        .collect();
+    if !reserved_types.is_empty() {
+        return Err(ToolError::invalid(
+            "type",
+            format!(
+                "relationship types reserved for sandgraph's record cannot be written by graph_upsert: {} (reserved: {}, and any name starting with \"SANDGRAPH\")",
+                reserved_types.join(", "),
+                crate::cypher_guard::RECORD_RELATIONSHIP_TYPES.join(", ")
+            ),
+        ));
+    }
+    if let Some(node) = request
+        .nodes
+        .iter()
+        .find(|n| n.properties.contains_key("key"))
+    {
+        return Err(ToolError::invalid(
+            "properties",
+            format!(
+                "node {:?}: `key` is the node's identity; set it with the node's `key` field, not in properties",
+                node.key
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
@@ -173,6 +232,7 @@ async fn upsert(
         check_name("type", &rel.rel_type)?;
         types.insert(rel.rel_type.clone());
     }
+    check_reserved(&request, &labels, &types)?;
 
     // A relationship to a key that exists neither here nor in the graph is an error.
     let given: HashSet<&str> = request.nodes.iter().map(|n| n.key.as_str()).collect();
@@ -277,73 +337,79 @@ async fn upsert(
     })
 }
 
-/// Keywords and procedures refused before the query reaches Neo4j: they read files or
-/// URLs, run other Cypher, or batch writes — none of which a read-only query needs.
-const DENIED: &[&str] = &[
-    "LOAD CSV",
-    "IN TRANSACTIONS",
-    "APOC.LOAD",
-    "APOC.IMPORT",
-    "APOC.EXPORT",
-    "APOC.PERIODIC",
-    "APOC.CYPHER",
-    "APOC.DO",
-    "APOC.TRIGGER",
-    "APOC.SYSTEMDB",
-    "DBMS.",
-];
-
-/// Refuse what must never run, judged on the NFKC-normalised, upper-cased text with
-/// runs of white space folded (so fullwidth letters or odd spacing cannot hide a keyword).
-fn lexical_check(cypher: &str) -> Result<(), ToolError> {
-    let normalised: String = cypher.nfkc().collect::<String>().to_uppercase();
-    let folded = normalised.split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some(word) = DENIED.iter().find(|w| folded.contains(*w)) {
-        return Err(ToolError::invalid(
-            "cypher",
-            format!(
-                "graph_query is read-only: `{}` is not allowed",
-                word.trim_end_matches('.')
-            ),
-        ));
-    }
-    if normalised != cypher.to_uppercase() {
-        return Err(ToolError::invalid(
-            "cypher",
-            "graph_query refuses compatibility Unicode characters (e.g. fullwidth letters); write the query in plain text",
-        ));
-    }
-    Ok(())
-}
-
-/// Run a read-only query.
+/// Run a read-only query, inside the caller's [`GraphScope`].
 pub async fn graph_query(
     tools: &Tools,
     ctx: &CallContext,
     request: GraphQueryRequest,
 ) -> Result<GraphQueryResponse, ToolError> {
     tools.admit(ctx, Endpoint::GraphQuery)?;
+    let result = query_graph(tools, ctx, &request).await;
+    tools.remember(ctx, Endpoint::GraphQuery, result).await
+}
+
+async fn query_graph(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: &GraphQueryRequest,
+) -> Result<GraphQueryResponse, ToolError> {
     let store = neo4j(tools)?;
     tools.check_size("cypher", &request.cypher)?;
-    lexical_check(&request.cypher)?;
+    check_text(&request.cypher).map_err(|refusal| match refusal {
+        TextRefusal::Invalid(detail) => ToolError::invalid("cypher", detail),
+        TextRefusal::Forbidden(detail) => ToolError::Forbidden { detail },
+    })?;
+    let scope = GraphScope::for_role(ctx.caller.role);
     let params = bolt(Value::Object(request.parameters.clone()))
         .map_err(|e| ToolError::invalid("parameters", e.to_string()))?;
-    let kind = store
-        .query_type(&request.cypher, params.clone())
+    let explained = store
+        .explain(&request.cypher, params.clone())
         .await
         .map_err(|e| neo4j_error("cypher", e))?;
-    if kind != neo4rs::summary::Type::Read {
-        return Err(ToolError::invalid(
+    let not_a_read = || {
+        ToolError::invalid(
             "cypher",
-            format!("graph_query is read-only: Neo4j classifies this query as {kind:?}"),
-        ));
+            format!(
+                "graph_query is read-only: Neo4j classifies this query as {:?}",
+                explained.kind
+            ),
+        )
+    };
+    if matches!(
+        explained.kind,
+        QueryKind::Write | QueryKind::ReadWrite | QueryKind::Schema
+    ) {
+        return Err(not_a_read());
+    }
+    // No plan, no verdict: fail closed.
+    let plan = explained
+        .plan
+        .as_ref()
+        .ok_or_else(|| ToolError::Internal(anyhow::anyhow!("Neo4j sent no plan for an EXPLAIN")))?;
+    scope.check_plan(plan).map_err(refused)?;
+    // Some procedures are classified as neither read nor write: refused above if the
+    // plan guard knows why, and here otherwise.
+    if explained.kind != QueryKind::Read {
+        return Err(not_a_read());
     }
     let q = with_params(query(&request.cypher), params);
-    let (results, truncated) = store
+    let rows = store
         .read_caller_rows(q, MAX_ROWS)
         .await
         .map_err(|e| neo4j_error("cypher", e))?;
-    Ok(GraphQueryResponse { results, truncated })
+    scope
+        .check_returned(&rows.labels, &rows.relationship_types)
+        .map_err(refused)?;
+    Ok(GraphQueryResponse {
+        id: new_id(),
+        code_hash: super::code_hash(&request.cypher),
+        results: rows.rows,
+        truncated: rows.truncated,
+    })
+}
+
+fn refused(refusal: Refused) -> ToolError {
+    ToolError::Forbidden { detail: refusal.0 }
 }
 
 /// Neo4j's refusals (syntax, access mode) are the caller's to fix (422); anything else
@@ -374,24 +440,24 @@ impl super::Remembered for GraphUpsertResponse {
     }
 }
 
+impl super::Remembered for GraphQueryResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            language: Some("cypher".to_owned()),
+            code_hash: Some(self.code_hash.clone()),
+            stdout: Some(format!(
+                "{} rows{}",
+                self.results.len(),
+                if self.truncated { " (truncated)" } else { "" }
+            )),
+            ..super::base_record(ctx, tool, &self.id)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lexical_check_refuses_loaders_and_disguised_keywords() {
-        for cypher in [
-            "LOAD CSV FROM 'file:///etc/passwd' AS l RETURN l",
-            "load   csv from 'x' as l return l",
-            "CALL { CREATE (n) } IN TRANSACTIONS",
-            "CALL apoc.load.json('http://x')",
-            "ＣＲＥＡＴＥ (n)",
-            "CALL dbms.procedures()",
-        ] {
-            assert!(lexical_check(cypher).is_err(), "{cypher}");
-        }
-        assert!(lexical_check("MATCH (n:GraphNode {key: $k}) RETURN n").is_ok());
-    }
 
     #[test]
     fn a_query_sandgraph_stopped_waiting_for_is_the_callers_error() {

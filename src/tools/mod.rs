@@ -157,7 +157,9 @@ impl Tools {
             }
             Err(error) => {
                 let outcome = match &error {
-                    ToolError::Invalid { .. } | ToolError::TooLarge { .. } => "refused",
+                    ToolError::Invalid { .. }
+                    | ToolError::TooLarge { .. }
+                    | ToolError::Forbidden { .. } => "refused",
                     _ => "failed",
                 };
                 let mut event = AuditEvent::new(
