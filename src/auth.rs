@@ -157,7 +157,7 @@ impl Caller {
 }
 
 /// A token's listing (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     /// Token id.
     pub id: String,

@@ -29,6 +29,10 @@ pub struct Config {
     /// Host names (optionally `host:port`) the MCP endpoint accepts in `Host`; protects
     /// a locally running server from DNS rebinding. Loopback names are always allowed.
     pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`, `:*` for any port) the MCP endpoint
+    /// accepts in `Origin`; a request from any other origin gets 403. Loopback origins
+    /// are always allowed; requests without `Origin` (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     /// Sandbox concurrency and limits.
@@ -168,6 +172,7 @@ impl Default for Config {
             compiled_cache_dir: None,
             max_code_bytes: 256 * 1024,
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             log_format: LogFormat::Text,
             sandbox: SandboxSettings::default(),
             admin_token: None,
@@ -220,6 +225,13 @@ impl Config {
         }
         if let Some(v) = var("SANDGRAPH_ALLOWED_HOSTS") {
             self.allowed_hosts = v
+                .split(',')
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
+        if let Some(v) = var("SANDGRAPH_ALLOWED_ORIGINS") {
+            self.allowed_origins = v
                 .split(',')
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())

@@ -5,6 +5,8 @@
 //! - [`api`]: the REST API (axum) with the old platform's JSON contract, `/health`, and
 //!   the MCP streamable-HTTP service mounted at `/mcp`.
 //! - [`mcp`]: the MCP server (rmcp): the same tools over stdio and streamable HTTP.
+//! - [`call`]: the one pipeline every transport uses (admit, validate, run, record,
+//!   respond) and the `Tool` trait the registry's tools implement.
 //! - [`tools`]: one file per tool; validates a typed request, runs it, builds the typed
 //!   response. Knows nothing about transports.
 //! - [`sandbox`]: wasmtime: the engine, the compiled and pre-linked guests, and a fresh
@@ -24,6 +26,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod call;
 pub mod config;
 pub mod cypher_guard;
 pub mod mcp;

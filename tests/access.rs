@@ -110,7 +110,7 @@ async fn each_role_gets_exactly_the_documented_access_on_rest() {
                 assert_eq!(status, 403, "{role} {method} {path}: {detail}");
                 assert_eq!(
                     detail["detail"],
-                    format!("role {role} may not call tokens; it needs {least} or higher")
+                    format!("role {role} may not call list_tokens; it needs {least} or higher")
                 );
             }
         }

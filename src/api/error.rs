@@ -43,6 +43,16 @@ impl ApiError {
         }
     }
 
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// 404 for an unknown path.
     pub fn not_found(path: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"))
@@ -58,6 +68,11 @@ impl From<ToolError> for ApiError {
             },
             ToolError::TooLarge { detail } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
             ToolError::Forbidden { detail } => Self::new(StatusCode::FORBIDDEN, detail),
+            ToolError::NotFound { detail } => Self::new(StatusCode::NOT_FOUND, detail),
+            ToolError::Unreadable { status, detail } => Self::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                detail,
+            ),
             ToolError::RateLimited {
                 retry_after_seconds,
             } => Self {

@@ -5,12 +5,12 @@
 
 mod error;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, RawPathParams, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 pub use error::ApiError;
 
 use crate::audit::{AuditEvent, CallContext, Transport};
-use crate::auth::{Endpoint, Role};
+use crate::auth::Endpoint;
+use crate::call::{self, Args, DynTool, RestMethod};
 use crate::mcp;
-use crate::tools::{self, Tools};
+use crate::tools::{self, ToolError, Tools, registry};
 
 /// Request ids are echoed back in this header (and taken from it when the client sends one).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,21 +55,9 @@ pub fn router(tools: Tools) -> Router {
     // this size are read whole, so an oversize `code` gets a 413 naming the field.
     let body_limit = tools.config.max_code_bytes * 4 + (1 << 20);
     let mcp_service = mcp::streamable_http_service(tools.clone());
-    Router::new()
-        .route("/execute_code", post(execute_code))
-        .route("/lint_code", post(lint_code))
-        .route("/run_tests", post(run_tests))
-        .route("/generate_code", post(generate_code))
+    tool_routes(Router::new())
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
-        .route("/graph_upsert", post(graph_upsert))
-        .route("/graph_query", post(graph_query))
-        .route("/execution_history", get(execution_history))
-        .route("/executions/{id}", get(get_execution))
-        .route("/code_stats/{hash}", get(code_stats))
-        .route("/audit_log", get(audit_log))
-        .route("/admin/tokens", get(list_tokens).post(create_token))
-        .route("/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus_metrics))
@@ -209,48 +198,94 @@ fn observe(
     }
 }
 
-async fn execute_code(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::execute::ExecuteRequest>,
-) -> Result<Json<tools::execute::ExecuteResponse>, ApiError> {
-    Ok(Json(
-        tools::execute::execute_code(&tools, &ctx, request).await?,
-    ))
+/// One route per registered tool, generated from its [`ToolSpec`]: the handler only
+/// turns the HTTP request into [`Args`] and the pipeline's answer into a response.
+fn tool_routes(mut router: Router<Tools>) -> Router<Tools> {
+    let mut by_path: std::collections::BTreeMap<&'static str, MethodRouter<Tools>> =
+        std::collections::BTreeMap::new();
+    for tool in registry::all() {
+        let spec = tool.spec();
+        let handler = move |State(tools): State<Tools>,
+                            Extension(ctx): Extension<CallContext>,
+                            params: RawPathParams,
+                            request: Request| {
+            let tool = tool.clone();
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            async move { rest_call(tools, ctx, tool.as_ref(), params, request).await }
+        };
+        let method = match spec.rest.method {
+            RestMethod::Post => axum::routing::post(handler),
+            RestMethod::Get => get(handler),
+            RestMethod::Delete => axum::routing::delete(handler),
+        };
+        let merged = match by_path.remove(spec.rest.path) {
+            Some(existing) => existing.merge(method),
+            None => method,
+        };
+        by_path.insert(spec.rest.path, merged);
+    }
+    for (path, method) in by_path {
+        router = router.route(path, method);
+    }
+    router
 }
 
-async fn lint_code(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::lint::LintRequest>,
-) -> Result<Json<tools::lint::LintResponse>, ApiError> {
-    Ok(Json(tools::lint::lint_code(&tools, &ctx, request).await?))
-}
-
-async fn run_tests(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::test::RunTestsRequest>,
-) -> Result<Json<tools::test::RunTestsResponse>, ApiError> {
-    Ok(Json(tools::test::run_tests(&tools, &ctx, request).await?))
-}
-
-async fn generate_code(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::generate::GenerateRequest>,
-) -> Result<Json<tools::generate::GenerateResponse>, ApiError> {
-    Ok(Json(
-        tools::generate::generate_code(&tools, &ctx, request).await?,
-    ))
+/// Read a tool call's arguments from the request and run it through [`call`].
+async fn rest_call(
+    tools: Tools,
+    ctx: CallContext,
+    tool: &dyn DynTool,
+    params: Vec<(String, String)>,
+    request: Request,
+) -> Response {
+    let spec = tool.spec();
+    let args = match spec.rest.method {
+        RestMethod::Post => match Json::<Value>::from_request(request, &()).await {
+            Ok(Json(value)) => Args::Json(value),
+            Err(rejection) => {
+                let error = ApiError::from(rejection);
+                Args::Unreadable(ToolError::Unreadable {
+                    status: error.status().as_u16(),
+                    detail: error.detail().to_owned(),
+                })
+            }
+        },
+        RestMethod::Get | RestMethod::Delete => {
+            let mut query = request.uri().query().unwrap_or_default().to_owned();
+            for (name, value) in params {
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                query.push_str(&serde_urlencoded::to_string([(name, value)]).unwrap_or_default());
+            }
+            Args::Query(query)
+        }
+    };
+    match tool.call(&tools, &ctx, args).await {
+        Ok(called) => {
+            let status = StatusCode::from_u16(spec.rest.status).unwrap_or(StatusCode::OK);
+            if status == StatusCode::NO_CONTENT {
+                status.into_response()
+            } else {
+                (status, Json(called.body)).into_response()
+            }
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    }
 }
 
 async fn list_prompts(
     State(tools): State<Tools>,
     Extension(ctx): Extension<CallContext>,
 ) -> Result<Json<Vec<tools::prompts::PromptSummary>>, ApiError> {
-    tools.admit(&ctx, Endpoint::Prompts)?;
-    Ok(Json(tools::prompts::list()))
+    let prompts = call::audited(&tools, &ctx, Endpoint::Prompts, "list_prompts", async {
+        Ok(tools::prompts::list())
+    })
+    .await?;
+    Ok(Json(prompts))
 }
 
 async fn get_prompt(
@@ -258,153 +293,15 @@ async fn get_prompt(
     Extension(ctx): Extension<CallContext>,
     Path(slug): Path<String>,
 ) -> Result<Json<tools::prompts::Prompt>, ApiError> {
-    tools.admit(&ctx, Endpoint::Prompts)?;
-    tools::prompts::get(&slug, &tools.config.sandbox.limits)
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no prompt named {slug:?}; GET /prompts lists them"),
-            )
+    let prompt = call::audited(&tools, &ctx, Endpoint::Prompts, "get_prompt", async {
+        tools::prompts::get(&slug, &tools.config.sandbox.limits).ok_or_else(|| {
+            ToolError::NotFound {
+                detail: format!("no prompt named {slug:?}; GET /prompts lists them"),
+            }
         })
-}
-
-async fn graph_upsert(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::graph::GraphUpsertRequest>,
-) -> Result<Json<tools::graph::GraphUpsertResponse>, ApiError> {
-    Ok(Json(
-        tools::graph::graph_upsert(&tools, &ctx, request).await?,
-    ))
-}
-
-async fn graph_query(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<tools::graph::GraphQueryRequest>,
-) -> Result<Json<tools::graph::GraphQueryResponse>, ApiError> {
-    Ok(Json(
-        tools::graph::graph_query(&tools, &ctx, request).await?,
-    ))
-}
-
-/// Query-string filters whose rejections become 422 JSON.
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::from(crate::tools::ToolError::invalid("query", e.body_text())))
-}
-
-async fn execution_history(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    filter: Result<Query<crate::store::HistoryFilter>, QueryRejection>,
-) -> Result<Json<crate::store::Page<crate::store::ExecutionRecord>>, ApiError> {
-    let filter = query(filter)?;
-    Ok(Json(
-        tools::history::execution_history(&tools, &ctx, filter).await?,
-    ))
-}
-
-async fn get_execution(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    Path(id): Path<String>,
-) -> Result<Json<crate::store::ExecutionRecord>, ApiError> {
-    let request = tools::history::GetExecutionRequest { id: id.clone() };
-    tools::history::get_execution(&tools, &ctx, request)
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no execution with id {id:?}"),
-            )
-        })
-}
-
-async fn code_stats(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    Path(code_hash): Path<String>,
-) -> Result<Json<crate::store::CodeStats>, ApiError> {
-    let request = tools::history::CodeStatsRequest { code_hash };
-    Ok(Json(
-        tools::history::code_stats(&tools, &ctx, request).await?,
-    ))
-}
-
-async fn audit_log(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    filter: Result<Query<crate::store::AuditFilter>, QueryRejection>,
-) -> Result<Json<crate::store::Page<crate::audit::AuditEvent>>, ApiError> {
-    let filter = query(filter)?;
-    Ok(Json(tools::history::audit_log(&tools, &ctx, filter).await?))
-}
-
-async fn list_tokens(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-) -> Result<Json<Vec<crate::auth::TokenInfo>>, ApiError> {
-    tools.admit(&ctx, Endpoint::Tokens)?;
-    Ok(Json(tools.tokens.list().map_err(internal)?))
-}
-
-/// `POST /admin/tokens` body.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateToken {
-    role: String,
-    name: String,
-}
-
-async fn create_token(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    ApiJson(request): ApiJson<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    tools.admit(&ctx, Endpoint::Tokens)?;
-    let role = Role::parse(&request.role).ok_or_else(|| {
-        ApiError::from(crate::tools::ToolError::invalid(
-            "role",
-            format!(
-                "unknown role {:?}; use agent, developer or admin",
-                request.role
-            ),
-        ))
-    })?;
-    if request.name.is_empty() || request.name.len() > 100 {
-        return Err(
-            crate::tools::ToolError::invalid("name", "name must be 1 to 100 characters").into(),
-        );
-    }
-    let (info, token) = tools.tokens.create(&request.name, role).map_err(internal)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "info": info })),
-    ))
-}
-
-async fn revoke_token(
-    State(tools): State<Tools>,
-    Extension(ctx): Extension<CallContext>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    tools.admit(&ctx, Endpoint::Tokens)?;
-    if tools.tokens.revoke(&id).map_err(internal)? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no active token with id {id:?}"),
-        ))
-    }
-}
-
-fn internal(err: anyhow::Error) -> ApiError {
-    ApiError::from(crate::tools::ToolError::Internal(err))
+    })
+    .await?;
+    Ok(Json(prompt))
 }
 
 async fn health(State(tools): State<Tools>) -> Json<Value> {
@@ -518,27 +415,30 @@ async fn graph_metrics(
     State(tools): State<Tools>,
     Extension(ctx): Extension<CallContext>,
 ) -> Result<Json<Value>, ApiError> {
-    tools.admit(&ctx, Endpoint::GraphQuery)?;
-    let Some(neo4j) = &tools.neo4j else {
-        return Err(crate::tools::ToolError::invalid(
-            "store",
-            "graph metrics need Neo4j: start the server with NEO4J_URI",
-        )
-        .into());
+    let work = async {
+        let Some(neo4j) = &tools.neo4j else {
+            return Err(ToolError::invalid(
+                "store",
+                "graph metrics need Neo4j: start the server with NEO4J_URI",
+            ));
+        };
+        let counts = neo4j
+            .knowledge_graph_counts()
+            .await
+            .map_err(|e| ToolError::Busy {
+                detail: format!("Neo4j unavailable: {e:#}"),
+            })?;
+        let (nodes, rels) = (counts.nodes as f64, counts.relationships as f64);
+        Ok(json!({
+            "node_count": counts.nodes,
+            "relationship_count": counts.relationships,
+            "labels": counts.labels,
+            "relationship_types": counts.relationship_types,
+            "average_degree": if nodes == 0.0 { 0.0 } else { 2.0 * rels / nodes },
+        }))
     };
-    let counts = neo4j.knowledge_graph_counts().await.map_err(|e| {
-        ApiError::from(crate::tools::ToolError::Busy {
-            detail: format!("Neo4j unavailable: {e:#}"),
-        })
-    })?;
-    let (nodes, rels) = (counts.nodes as f64, counts.relationships as f64);
-    Ok(Json(json!({
-        "node_count": counts.nodes,
-        "relationship_count": counts.relationships,
-        "labels": counts.labels,
-        "relationship_types": counts.relationship_types,
-        "average_degree": if nodes == 0.0 { 0.0 } else { 2.0 * rels / nodes },
-    })))
+    let body = call::audited(&tools, &ctx, Endpoint::GraphQuery, "graph_metrics", work).await?;
+    Ok(Json(body))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -4,24 +4,23 @@
 use std::sync::Arc;
 
 use rmcp::RoleServer;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, ErrorData, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult,
-    PaginatedRequestParams, Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{Json, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
-use serde_json::json;
+use rmcp::{ServerHandler, ServiceExt};
+use serde_json::{Value, json};
 
 use crate::audit::{CallContext, Transport};
 use crate::auth::{Caller, Endpoint};
-use crate::tools::{self, ToolError, Tools};
+use crate::call::{self, Args, DynTool};
+use crate::tools::{self, ToolError, Tools, registry};
 
 /// Instructions sent to MCP clients at initialisation.
 const INSTRUCTIONS: &str = "sandgraph runs code in a wasmtime sandbox. `execute_code` runs a \
@@ -31,22 +30,25 @@ a private scratch directory (/scratch, Python only); the result says how it ende
 Python without running it, `run_tests` runs pytest, `generate_code` renders Jinja2 templates. \
 The prompts (and the sandgraph://prompts/* resources) explain each tool and the limits.";
 
-/// One MCP session's handler; clones share the tools.
+/// One MCP session's handler; clones share the tools and the registry.
 #[derive(Clone)]
 pub struct SandgraphMcp {
     tools: Tools,
     transport: Transport,
-    tool_router: ToolRouter<Self>,
+    registry: Arc<Vec<Arc<dyn DynTool>>>,
 }
 
 /// Turn a tool refusal into an MCP tool error (`isError: true`) whose text is the same
 /// JSON `{"detail": ...}` the REST API returns, so agents can act on it.
 fn tool_error(err: ToolError) -> CallToolResult {
     let (kind, detail) = match &err {
-        ToolError::Invalid { .. } => ("invalid_argument", err.to_string()),
+        ToolError::Invalid { .. } | ToolError::Unreadable { .. } => {
+            ("invalid_argument", err.to_string())
+        }
         ToolError::TooLarge { .. } => ("too_large", err.to_string()),
         ToolError::Busy { .. } => ("busy", err.to_string()),
         ToolError::Forbidden { .. } => ("forbidden", err.to_string()),
+        ToolError::NotFound { .. } => ("not_found", err.to_string()),
         ToolError::RateLimited { .. } => ("rate_limited", err.to_string()),
         ToolError::Internal(inner) => {
             tracing::error!(error = format!("{inner:#}"), "tool failed");
@@ -66,23 +68,48 @@ fn tool_error(err: ToolError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(body.to_string())])
 }
 
-#[tool_router]
+/// A prompt/resource refusal as a JSON-RPC error.
+fn request_error(err: ToolError) -> ErrorData {
+    match err {
+        ToolError::NotFound { detail } => ErrorData::invalid_params(detail, None),
+        ToolError::Internal(inner) => {
+            tracing::error!(error = format!("{inner:#}"), "request failed");
+            ErrorData::internal_error("internal error; see the server log", None)
+        }
+        other => ErrorData::invalid_request(other.to_string(), None),
+    }
+}
+
+/// The MCP description of a registered tool.
+fn mcp_tool(tool: &dyn DynTool) -> Tool {
+    let spec = tool.spec();
+    let hints = spec.hints;
+    let annotations = ToolAnnotations::from_raw(
+        Some(spec.title.to_owned()),
+        Some(hints.read_only),
+        Some(hints.destructive),
+        Some(hints.idempotent),
+        Some(hints.open_world),
+    );
+    Tool::new(spec.name, spec.description, Arc::new(tool.input_schema()))
+        .with_title(spec.title)
+        .with_raw_output_schema(Arc::new(tool.output_schema()))
+        .with_annotations(annotations)
+}
+
 impl SandgraphMcp {
     /// A handler over `tools` for calls arriving on `transport`.
     pub fn new(tools: Tools, transport: Transport) -> Self {
         Self {
             tools,
             transport,
-            tool_router: Self::tool_router(),
+            registry: Arc::new(registry::all()),
         }
     }
 
     /// Who is calling: on streamable HTTP, the caller the HTTP middleware authenticated
     /// (carried in the request parts); on stdio, the local user who started the process.
-    fn call_context(
-        &self,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<CallContext, CallToolResult> {
+    fn call_context(&self, context: &RequestContext<RoleServer>) -> Result<CallContext, ErrorData> {
         if self.transport == Transport::McpStdio {
             return Ok(CallContext::new(Caller::local_user(), Transport::McpStdio));
         }
@@ -92,214 +119,22 @@ impl SandgraphMcp {
             .and_then(|parts| parts.extensions.get::<CallContext>())
             .cloned()
             .ok_or_else(|| {
-                tool_error(ToolError::Internal(anyhow::anyhow!(
-                    "MCP request without an authenticated caller"
-                )))
+                ErrorData::internal_error("MCP request without an authenticated caller", None)
             })
     }
 
-    /// Admit a prompt/resource request (same rules as the tools).
-    fn admit_prompts(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        let ctx = self
-            .call_context(context)
-            .map_err(|_| ErrorData::internal_error("no authenticated caller", None))?;
-        self.tools
-            .admit(&ctx, Endpoint::Prompts)
-            .map_err(|e| ErrorData::invalid_request(e.to_string(), None))
-    }
-
-    /// Run a Python or JavaScript program in a fresh sandbox.
-    #[tool(
-        name = "execute_code",
-        description = "Run a Python (default) or JavaScript program in a fresh wasmtime sandbox \
-(no network, no environment, /scratch only) and return its stdout, stderr, return_code and \
-exit_reason (ok|error|timeout|memory_limit|output_limit|file_quota). timeout_seconds: 0.5-60, \
-default 8."
-    )]
-    async fn execute_code(
+    /// A context for one request: the session's caller with this request's own id and
+    /// start time (a streamable-HTTP session carries the caller of its first request).
+    fn request_context(
         &self,
-        Parameters(request): Parameters<tools::execute::ExecuteRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::execute::ExecuteResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::execute::execute_code(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// Lint Python code inside the sandbox.
-    #[tool(
-        name = "lint_code",
-        description = "Lint Python code (pyflakes, pycodestyle, mccabe) without running it. Returns \
-structured diagnostics {line, column, code, message, severity, source}, per-function complexity, \
-syntax_error if it does not parse, and a summary (functions, classes, imports, complexity)."
-    )]
-    async fn lint_code(
-        &self,
-        Parameters(request): Parameters<tools::lint::LintRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::lint::LintResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::lint::lint_code(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// Run pytest on code inside the sandbox.
-    #[tool(
-        name = "run_tests",
-        description = "Run pytest (also unittest.TestCase classes) inside the sandbox. Put tests in \
-`code`, or the implementation in `code` and tests in `tests` (importing it as `solution`). Returns \
-summary {passed, failed, errors, skipped}, per-test results with failure messages, and pytest's \
-output. timeout_seconds: 1-120, default 15."
-    )]
-    async fn run_tests(
-        &self,
-        Parameters(request): Parameters<tools::test::RunTestsRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::test::RunTestsResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::test::run_tests(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// Render a Jinja2 template.
-    #[tool(
-        name = "generate_code",
-        description = "Render a Jinja2 template with a JSON context (strict: every variable must \
-be given; no include/import of files; bounded render time and 1 MiB output)."
-    )]
-    async fn generate_code(
-        &self,
-        Parameters(request): Parameters<tools::generate::GenerateRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::generate::GenerateResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::generate::generate_code(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-    /// Merge nodes and relationships into the knowledge graph.
-    #[tool(
-        name = "graph_upsert",
-        description = "Merge nodes (by key, with labels and properties) and relationships (start key, \
-end key, type, properties) into the Neo4j knowledge graph (developer role or higher). A \
-relationship to a key that does not exist is an error listing the keys."
-    )]
-    async fn graph_upsert(
-        &self,
-        Parameters(request): Parameters<tools::graph::GraphUpsertRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::graph::GraphUpsertResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::graph::graph_upsert(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// Run a read-only Cypher query.
-    #[tool(
-        name = "graph_query",
-        description = "Run a read-only Cypher query against the knowledge graph: the nodes \
-graph_upsert wrote (label GraphNode plus their own labels) and their relationships; start from a \
-label, e.g. MATCH (n:GraphNode {key: $key}). Writes, LOAD CSV, procedures, SHOW commands, \
-`MATCH (n)` over every node and sandgraph's own record (Execution, AuditEvent, User, Code) are \
-refused with a message saying why; at most 1000 rows. Nodes come back as {id, labels, properties}, \
-relationships as {id, type, properties, start, end}."
-    )]
-    async fn graph_query(
-        &self,
-        Parameters(request): Parameters<tools::graph::GraphQueryRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<tools::graph::GraphQueryResponse>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::graph::graph_query(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// Execution history (developer and up).
-    #[tool(
-        name = "execution_history",
-        description = "List recorded tool runs, newest first (developer role or higher). Filters: \
-caller, tool, language, code_hash, outcome, since/until (RFC 3339); limit 1-200 (default 50); pass \
-next_cursor as cursor for the next page."
-    )]
-    async fn execution_history(
-        &self,
-        Parameters(filter): Parameters<crate::store::HistoryFilter>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<crate::store::Page<crate::store::ExecutionRecord>>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::history::execution_history(&self.tools, &ctx, filter)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// One recorded run by id.
-    #[tool(
-        name = "get_execution",
-        description = "Fetch one recorded run by its id (developer role or higher)."
-    )]
-    async fn get_execution(
-        &self,
-        Parameters(request): Parameters<tools::history::GetExecutionRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<crate::store::ExecutionRecord>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        let id = request.id.clone();
-        match tools::history::get_execution(&self.tools, &ctx, request).await {
-            Ok(Some(record)) => Ok(Json(record)),
-            Ok(None) => Err(tool_error(ToolError::invalid(
-                "id",
-                format!("no execution with id {id:?}"),
-            ))),
-            Err(err) => Err(tool_error(err)),
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallContext, ErrorData> {
+        let mut ctx = self.call_context(context)?;
+        if self.transport == Transport::McpStdio {
+            ctx.request_id = uuid::Uuid::new_v4().to_string();
+            ctx.started = std::time::Instant::now();
         }
-    }
-
-    /// Statistics for a code hash.
-    #[tool(
-        name = "code_stats",
-        description = "How often a code hash ran, by how many callers, its failure rate and median \
-duration (developer role or higher)."
-    )]
-    async fn code_stats(
-        &self,
-        Parameters(request): Parameters<tools::history::CodeStatsRequest>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<crate::store::CodeStats>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::history::code_stats(&self.tools, &ctx, request)
-            .await
-            .map(Json)
-            .map_err(tool_error)
-    }
-
-    /// The audit log (admin).
-    #[tool(
-        name = "audit_log",
-        description = "Audit events, newest first (admin only): who called what, allowed, denied, \
-rate-limited or served from cache. Filters: caller, event_type, endpoint, outcome, since/until."
-    )]
-    async fn audit_log(
-        &self,
-        Parameters(filter): Parameters<crate::store::AuditFilter>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<Json<crate::store::Page<crate::audit::AuditEvent>>, CallToolResult> {
-        let ctx = self.call_context(&context)?;
-        tools::history::audit_log(&self.tools, &ctx, filter)
-            .await
-            .map(Json)
-            .map_err(tool_error)
+        Ok(ctx)
     }
 }
 
@@ -308,22 +143,85 @@ fn prompt_uri(slug: &str) -> String {
     format!("sandgraph://prompts/{slug}")
 }
 
-#[tool_handler(router = self.tool_router)]
 impl ServerHandler for SandgraphMcp {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let ctx = self.request_context(&context)?;
+        // A caller sees only the tools its role may call.
+        let tools = self
+            .registry
+            .iter()
+            .filter(|tool| ctx.caller.role >= tool.spec().least_role())
+            .map(|tool| mcp_tool(tool.as_ref()))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.registry
+            .iter()
+            .find(|tool| tool.spec().name == name)
+            .map(|tool| mcp_tool(tool.as_ref()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let ctx = self.request_context(&context)?;
+        let Some(tool) = self
+            .registry
+            .iter()
+            .find(|tool| tool.spec().name == request.name)
+        else {
+            return Err(ErrorData::invalid_params(
+                format!("no tool named {:?}; tools/list lists them", request.name),
+                None,
+            ));
+        };
+        let args = Args::Json(
+            request
+                .arguments
+                .map(Value::Object)
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        );
+        let result = match tool.call(&self.tools, &ctx, args).await {
+            Ok(called) => {
+                let mut result = CallToolResult::success(vec![ContentBlock::text(called.text)]);
+                result.structured_content = Some(called.body);
+                result
+            }
+            Err(error) => tool_error(error),
+        };
+        Ok(result.into())
+    }
+
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.admit_prompts(&context)?;
-        let prompts = tools::prompts::list()
-            .into_iter()
-            .map(|p| {
-                let mut prompt = Prompt::new(p.slug, Some(p.description), None);
-                prompt.title = Some(p.title.to_owned());
-                prompt
-            })
-            .collect();
+        let ctx = self.request_context(&context)?;
+        let prompts = call::audited(
+            &self.tools,
+            &ctx,
+            Endpoint::Prompts,
+            "list_prompts",
+            async { Ok(tools::prompts::list()) },
+        )
+        .await
+        .map_err(request_error)?
+        .into_iter()
+        .map(|p| {
+            let mut prompt = Prompt::new(p.slug, Some(p.description), None);
+            prompt.title = Some(p.title.to_owned());
+            prompt
+        })
+        .collect();
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
@@ -332,11 +230,15 @@ impl ServerHandler for SandgraphMcp {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.admit_prompts(&context)?;
-        let prompt = tools::prompts::get(&request.name, &self.tools.config.sandbox.limits)
-            .ok_or_else(|| {
-                ErrorData::invalid_params(format!("no prompt named {:?}", request.name), None)
-            })?;
+        let ctx = self.request_context(&context)?;
+        let limits = &self.tools.config.sandbox.limits;
+        let prompt = call::audited(&self.tools, &ctx, Endpoint::Prompts, "get_prompt", async {
+            tools::prompts::get(&request.name, limits).ok_or_else(|| ToolError::NotFound {
+                detail: format!("no prompt named {:?}", request.name),
+            })
+        })
+        .await
+        .map_err(request_error)?;
         Ok(
             GetPromptResult::new(vec![PromptMessage::new_text(Role::User, prompt.content)])
                 .with_description(prompt.description)
@@ -349,8 +251,17 @@ impl ServerHandler for SandgraphMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.admit_prompts(&context)?;
-        let resources = tools::prompts::list()
+        let ctx = self.request_context(&context)?;
+        let prompts = call::audited(
+            &self.tools,
+            &ctx,
+            Endpoint::Prompts,
+            "list_resources",
+            async { Ok(tools::prompts::list()) },
+        )
+        .await
+        .map_err(request_error)?;
+        let resources = prompts
             .into_iter()
             .map(|p| {
                 Resource::new(prompt_uri(p.slug), p.slug)
@@ -367,12 +278,27 @@ impl ServerHandler for SandgraphMcp {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.admit_prompts(&context)?;
-        let prompt = request
-            .uri
-            .strip_prefix("sandgraph://prompts/")
-            .and_then(|slug| tools::prompts::get(slug, &self.tools.config.sandbox.limits))
-            .ok_or_else(|| ErrorData::resource_not_found(request.uri.clone(), None))?;
+        let ctx = self.request_context(&context)?;
+        let limits = &self.tools.config.sandbox.limits;
+        let uri = request.uri.clone();
+        let prompt = call::audited(
+            &self.tools,
+            &ctx,
+            Endpoint::Prompts,
+            "read_resource",
+            async {
+                uri.strip_prefix("sandgraph://prompts/")
+                    .and_then(|slug| tools::prompts::get(slug, limits))
+                    .ok_or_else(|| ToolError::NotFound {
+                        detail: format!("no resource {uri:?}"),
+                    })
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ToolError::NotFound { .. } => ErrorData::resource_not_found(request.uri.clone(), None),
+            other => request_error(other),
+        })?;
         let contents =
             ResourceContents::text(prompt.content, request.uri).with_mime_type("text/markdown");
         Ok(ReadResourceResult::new(vec![contents]).into())
@@ -399,8 +325,16 @@ pub fn streamable_http_service(
     let mut allowed_hosts: Vec<String> =
         ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     allowed_hosts.extend(tools.config.allowed_hosts.iter().cloned());
+    // Browsers send `Origin`; a page on a foreign origin must not drive a local server
+    // (the spec's MUST). Loopback origins are always allowed.
+    let mut allowed_origins: Vec<String> =
+        ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+            .map(String::from)
+            .to_vec();
+    allowed_origins.extend(tools.config.allowed_origins.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
+        .with_allowed_origins(allowed_origins)
         .with_max_request_body_bytes(tools.config.max_code_bytes * 4 + (1 << 20));
     StreamableHttpService::new(
         move || Ok(SandgraphMcp::new(tools.clone(), Transport::McpHttp)),

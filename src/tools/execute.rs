@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, RunOutput, SandboxLimits};
 
 /// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
@@ -163,15 +164,79 @@ fn response(language: Language, code: &str, output: RunOutput) -> ExecuteRespons
     }
 }
 
-/// Admit, run and remember one `execute_code` call (see [`Tools::remember`]).
+/// `execute_code`.
+pub struct ExecuteCode;
+
+/// Name, role, hints and route of `execute_code`.
+pub static SPEC: ToolSpec = ToolSpec {
+    name: "execute_code",
+    title: "Run code in a sandbox",
+    description: "Run a Python (default) or JavaScript program in a fresh wasmtime sandbox \
+(no network, no environment, /scratch only) and return its stdout, stderr, return_code and \
+exit_reason (ok|error|timeout|memory_limit|output_limit|file_quota). timeout_seconds: 0.5-60, \
+default 8.",
+    endpoint: Endpoint::ExecuteCode,
+    // The run changes nothing outside itself: its scratch dir dies with it.
+    hints: Hints::READ_ONLY,
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/execute_code",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for ExecuteCode {
+    type Request = ExecuteRequest;
+    type Response = ExecuteResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        request: ExecuteRequest,
+    ) -> Result<ExecuteResponse, ToolError> {
+        execute_code_unrecorded(tools, ctx, request).await
+    }
+}
+
+/// Admit, run and remember one `execute_code` call (the pipeline in [`crate::call`]).
 pub async fn execute_code(
     tools: &Tools,
     ctx: &CallContext,
     request: ExecuteRequest,
 ) -> Result<ExecuteResponse, ToolError> {
-    tools.admit(ctx, Endpoint::ExecuteCode)?;
-    let result = execute_code_unrecorded(tools, ctx, request).await;
-    tools.remember(ctx, Endpoint::ExecuteCode, result).await
+    crate::call::call_typed(tools, ctx, &ExecuteCode, request).await
+}
+
+/// The text an LLM reads: how the run ended, then its output streams.
+pub(crate) fn render_run(
+    exit_reason: ExitReason,
+    return_code: i32,
+    duration_seconds: f64,
+    cached: bool,
+    stdout: &str,
+    stderr: &str,
+) -> String {
+    let mut text = format!(
+        "exit_reason: {} (return code {return_code}, {:.1} ms{})\n",
+        super::reason_name(exit_reason),
+        duration_seconds * 1000.0,
+        if cached { ", cached" } else { "" }
+    );
+    for (name, stream) in [("stdout", stdout), ("stderr", stderr)] {
+        if !stream.is_empty() {
+            text.push_str(&format!("--- {name} ---\n{stream}"));
+            if !stream.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+    }
+    text
 }
 
 #[cfg(test)]

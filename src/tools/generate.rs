@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::{ToolError, Tools, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
 
 /// Template instructions one render may execute: far beyond any real code template,
 /// far below a loop of a billion iterations.
@@ -189,15 +190,50 @@ async fn generate_code_unrecorded(
     })
 }
 
-/// Admit, run and remember one `generate_code` call (see [`Tools::remember`]).
+/// `generate_code`.
+pub struct GenerateCode;
+
+/// Name, role, hints and route of `generate_code`.
+pub static GENERATECODE_SPEC: ToolSpec = ToolSpec {
+    name: "generate_code",
+    title: "Render a Jinja2 template",
+    description: "Render a Jinja2 template with a JSON context (strict: every variable must \
+be given; no include/import of files; bounded render time and 1 MiB output).",
+    endpoint: Endpoint::GenerateCode,
+    hints: Hints::READ_ONLY,
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/generate_code",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for GenerateCode {
+    type Request = GenerateRequest;
+    type Response = GenerateResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &GENERATECODE_SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        request: GenerateRequest,
+    ) -> Result<GenerateResponse, ToolError> {
+        generate_code_unrecorded(tools, ctx, request).await
+    }
+}
+
+/// Admit, run and remember one `generate_code` call (the pipeline in [`crate::call`]).
 pub async fn generate_code(
     tools: &Tools,
     ctx: &CallContext,
     request: GenerateRequest,
 ) -> Result<GenerateResponse, ToolError> {
-    tools.admit(ctx, Endpoint::GenerateCode)?;
-    let result = generate_code_unrecorded(tools, ctx, request).await;
-    tools.remember(ctx, Endpoint::GenerateCode, result).await
+    crate::call::call_typed(tools, ctx, &GenerateCode, request).await
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::{ToolError, Tools, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
 use crate::cypher_guard::{
     GraphScope, Refused, TextRefusal, check_text, is_record_label, is_record_relationship_type,
 };
@@ -198,15 +199,58 @@ fn unavailable(err: anyhow::Error) -> ToolError {
     }
 }
 
-/// Merge nodes and relationships in one transaction.
+/// `graph_upsert`.
+pub struct GraphUpsert;
+
+/// Name, role, hints and route of `graph_upsert`.
+pub static GRAPHUPSERT_SPEC: ToolSpec = ToolSpec {
+    name: "graph_upsert",
+    title: "Write to the knowledge graph",
+    description: "Merge nodes (by key, with labels and properties) and relationships (start key, \
+end key, type, properties) into the Neo4j knowledge graph (developer role or higher). A \
+relationship to a key that does not exist is an error listing the keys. The record's labels \
+(Execution, AuditEvent, User, Code, ...) and relationship types (RAN, OF, BY) are reserved.",
+    endpoint: Endpoint::GraphUpsert,
+    hints: Hints {
+        read_only: false,
+        // MERGE sets properties: an existing node's values are overwritten.
+        destructive: true,
+        idempotent: true,
+        open_world: false,
+    },
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/graph_upsert",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for GraphUpsert {
+    type Request = GraphUpsertRequest;
+    type Response = GraphUpsertResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &GRAPHUPSERT_SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        _ctx: &CallContext,
+        request: GraphUpsertRequest,
+    ) -> Result<GraphUpsertResponse, ToolError> {
+        upsert(tools, request).await
+    }
+}
+
+/// Admit, run and remember one `graph_upsert` call (the pipeline in [`crate::call`]).
 pub async fn graph_upsert(
     tools: &Tools,
     ctx: &CallContext,
     request: GraphUpsertRequest,
 ) -> Result<GraphUpsertResponse, ToolError> {
-    tools.admit(ctx, Endpoint::GraphUpsert)?;
-    let result = upsert(tools, request).await;
-    tools.remember(ctx, Endpoint::GraphUpsert, result).await
+    crate::call::call_typed(tools, ctx, &GraphUpsert, request).await
 }
 
 async fn upsert(
@@ -337,15 +381,54 @@ async fn upsert(
     })
 }
 
-/// Run a read-only query, inside the caller's [`GraphScope`].
+/// `graph_query`.
+pub struct GraphQuery;
+
+/// Name, role, hints and route of `graph_query`.
+pub static GRAPHQUERY_SPEC: ToolSpec = ToolSpec {
+    name: "graph_query",
+    title: "Query the knowledge graph",
+    description: "Run a read-only Cypher query against the knowledge graph: the nodes \
+graph_upsert wrote (label GraphNode plus their own labels) and their relationships; start from a \
+label, e.g. MATCH (n:GraphNode {key: $key}). Writes, LOAD CSV, procedures, SHOW commands, \
+`MATCH (n)` over every node and sandgraph's own record (Execution, AuditEvent, User, Code) are \
+refused with a message saying why; at most 1000 rows. Nodes come back as {id, labels, properties}, \
+relationships as {id, type, properties, start, end}.",
+    endpoint: Endpoint::GraphQuery,
+    hints: Hints::READ_ONLY,
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/graph_query",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for GraphQuery {
+    type Request = GraphQueryRequest;
+    type Response = GraphQueryResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &GRAPHQUERY_SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        request: GraphQueryRequest,
+    ) -> Result<GraphQueryResponse, ToolError> {
+        query_graph(tools, ctx, &request).await
+    }
+}
+
+/// Admit, run and remember one `graph_query` call (the pipeline in [`crate::call`]).
 pub async fn graph_query(
     tools: &Tools,
     ctx: &CallContext,
     request: GraphQueryRequest,
 ) -> Result<GraphQueryResponse, ToolError> {
-    tools.admit(ctx, Endpoint::GraphQuery)?;
-    let result = query_graph(tools, ctx, &request).await;
-    tools.remember(ctx, Endpoint::GraphQuery, result).await
+    crate::call::call_typed(tools, ctx, &GraphQuery, request).await
 }
 
 async fn query_graph(
@@ -431,18 +514,18 @@ fn neo4j_error(field: &'static str, err: anyhow::Error) -> ToolError {
     }
 }
 
-impl super::Remembered for GraphUpsertResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl crate::call::ToolResponse for GraphUpsertResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             stdout: serde_json::to_string(&self.metrics).ok(),
             ..super::base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 
-impl super::Remembered for GraphQueryResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl crate::call::ToolResponse for GraphQueryResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             language: Some("cypher".to_owned()),
             code_hash: Some(self.code_hash.clone()),
             stdout: Some(format!(
@@ -451,7 +534,7 @@ impl super::Remembered for GraphQueryResponse {
                 if self.truncated { " (truncated)" } else { "" }
             )),
             ..super::base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 

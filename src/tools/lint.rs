@@ -10,6 +10,7 @@ use super::execute::parse_language;
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language};
 
 /// How long linting may take: it runs no user code, so only pathological input is slow.
@@ -232,13 +233,49 @@ async fn lint_in_guest(
     })
 }
 
-/// Admit, run and remember one `lint_code` call (see [`Tools::remember`]).
+/// `lint_code`.
+pub struct LintCode;
+
+/// Name, role, hints and route of `lint_code`.
+pub static LINTCODE_SPEC: ToolSpec = ToolSpec {
+    name: "lint_code",
+    title: "Lint Python code",
+    description: "Lint Python code (pyflakes, pycodestyle, mccabe) without running it. Returns \
+structured diagnostics {line, column, code, message, severity, source}, per-function complexity, \
+syntax_error if it does not parse, and a summary (functions, classes, imports, complexity).",
+    endpoint: Endpoint::LintCode,
+    hints: Hints::READ_ONLY,
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/lint_code",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for LintCode {
+    type Request = LintRequest;
+    type Response = LintResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &LINTCODE_SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        request: LintRequest,
+    ) -> Result<LintResponse, ToolError> {
+        lint_code_unrecorded(tools, ctx, request).await
+    }
+}
+
+/// Admit, run and remember one `lint_code` call (the pipeline in [`crate::call`]).
 pub async fn lint_code(
     tools: &Tools,
     ctx: &CallContext,
     request: LintRequest,
 ) -> Result<LintResponse, ToolError> {
-    tools.admit(ctx, Endpoint::LintCode)?;
-    let result = lint_code_unrecorded(tools, ctx, request).await;
-    tools.remember(ctx, Endpoint::LintCode, result).await
+    crate::call::call_typed(tools, ctx, &LintCode, request).await
 }

@@ -1,6 +1,7 @@
-//! The tools, one file each. A tool takes a typed request, validates it, runs it
-//! (usually in the sandbox) and returns a typed response or a [`ToolError`]. Tools know
-//! nothing about HTTP or MCP; `api/` and `mcp/` adapt them.
+//! The tools, one file each. A tool implements [`crate::call::Tool`]: it takes a typed
+//! request, validates it, runs it (usually in the sandbox) and returns a typed response
+//! or a [`ToolError`]; [`crate::call`] runs every call through the same stages and
+//! [`registry`] lists the tools. Tools know nothing about HTTP or MCP.
 
 pub mod execute;
 pub mod generate;
@@ -8,21 +9,24 @@ pub mod graph;
 pub mod history;
 pub mod lint;
 pub mod prompts;
+pub mod registry;
 pub mod test;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditDecision, AuditEvent, AuditSink, CallContext};
+use crate::audit::{AuditSink, CallContext};
 use crate::auth::{Endpoint, TokenStore};
 use crate::cache::{CacheKey, Provenance, ResultCache};
+use crate::call::ToolResponse;
 use crate::config::Config;
-use crate::rate_limit::{RateLimits, retry_after_seconds};
+use crate::rate_limit::RateLimits;
 use crate::sandbox::{ExitReason, LimitTooHigh, Sandbox, SandboxError};
 use crate::store::neo4j::Neo4jStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ExecutionRecord, HistoryStore, Record, clip};
+use crate::store::{ExecutionRecord, HistoryStore, clip};
 
 /// A result the cache can hold.
 #[derive(Debug, Clone)]
@@ -90,92 +94,6 @@ impl Tools {
         self
     }
 
-    /// Decide whether the call may proceed: the caller's role, then its rate limit.
-    /// Every decision is recorded as an audit event.
-    pub fn admit(&self, ctx: &CallContext, endpoint: Endpoint) -> Result<(), ToolError> {
-        if !ctx.caller.may(endpoint) {
-            let detail = format!(
-                "role {} may not call {}; it needs {} or higher",
-                ctx.caller.role.as_str(),
-                endpoint.name(),
-                endpoint.required_role().as_str()
-            );
-            self.audit.record(AuditEvent::new(
-                ctx,
-                endpoint.name(),
-                AuditDecision::Forbidden,
-                Some(detail.clone()),
-            ));
-            metrics::counter!("sandgraph_access_denied_total", "endpoint" => endpoint.name(), "reason" => "forbidden").increment(1);
-            return Err(ToolError::Forbidden { detail });
-        }
-        if let Err(wait) = self.rate_limits.check(endpoint, &ctx.caller.id) {
-            let retry_after = retry_after_seconds(wait);
-            self.audit.record(AuditEvent::new(
-                ctx,
-                endpoint.name(),
-                AuditDecision::RateLimited,
-                Some(format!("retry after {retry_after} s")),
-            ));
-            metrics::counter!("sandgraph_rate_limited_total", "endpoint" => endpoint.name())
-                .increment(1);
-            return Err(ToolError::RateLimited {
-                retry_after_seconds: retry_after,
-            });
-        }
-        Ok(())
-    }
-
-    /// Remember an admitted call: on success, its audit event (allowed or cache hit, with
-    /// the outcome) and its result record are committed durably before the caller gets
-    /// the answer; if they cannot be, the call fails with 503 rather than answer
-    /// unrecorded. A refused input is remembered as an audit event with outcome `refused`.
-    pub async fn remember<R: Remembered>(
-        &self,
-        ctx: &CallContext,
-        endpoint: Endpoint,
-        result: Result<R, ToolError>,
-    ) -> Result<R, ToolError> {
-        match result {
-            Ok(response) => {
-                let record = response.record(ctx, endpoint.name());
-                observe_call(ctx, endpoint, &record.outcome, record.cached);
-                let decision = if record.cached {
-                    AuditDecision::CacheHit
-                } else {
-                    AuditDecision::Allowed
-                };
-                let mut event = AuditEvent::new(ctx, endpoint.name(), decision, None);
-                event.outcome = Some(record.outcome.clone());
-                self.store
-                    .append(vec![Record::Audit(event), Record::Execution(record)])
-                    .await
-                    .map_err(|e| ToolError::Busy {
-                        detail: e.to_string(),
-                    })?;
-                Ok(response)
-            }
-            Err(error) => {
-                let outcome = match &error {
-                    ToolError::Invalid { .. }
-                    | ToolError::TooLarge { .. }
-                    | ToolError::Forbidden { .. } => "refused",
-                    _ => "failed",
-                };
-                let mut event = AuditEvent::new(
-                    ctx,
-                    endpoint.name(),
-                    AuditDecision::Allowed,
-                    Some(error.to_string()),
-                );
-                event.outcome = Some(outcome.to_owned());
-                self.store.append_later(vec![Record::Audit(event)]);
-                observe_call(ctx, endpoint, outcome, false);
-                Err(error)
-            }
-        }
-    }
-
     /// Run `compute` through the result cache unless `use_cache` is false. Results whose
     /// `exit_reason` is `timeout` are never stored (they depend on machine load); every
     /// other finished result is deterministic for its key and is stored.
@@ -217,42 +135,6 @@ impl Tools {
     }
 }
 
-/// Per-call metrics: count by tool, transport and outcome; latency by tool and transport.
-fn observe_call(ctx: &CallContext, endpoint: Endpoint, outcome: &str, cached: bool) {
-    let transport = match ctx.transport {
-        crate::audit::Transport::Rest => "rest",
-        crate::audit::Transport::McpHttp => "mcp_http",
-        crate::audit::Transport::McpStdio => "mcp_stdio",
-    };
-    metrics::counter!(
-        "sandgraph_tool_calls_total",
-        "tool" => endpoint.name(),
-        "transport" => transport,
-        "outcome" => outcome.to_owned(),
-        "cached" => if cached { "true" } else { "false" }
-    )
-    .increment(1);
-    metrics::histogram!("sandgraph_tool_duration_seconds", "tool" => endpoint.name(), "transport" => transport)
-        .record(ctx.started.elapsed().as_secs_f64());
-    // One line per tool call: who, what, how it ended, how long. Never code or tokens.
-    tracing::info!(
-        request_id = %ctx.request_id,
-        caller = %ctx.caller.id,
-        tool = endpoint.name(),
-        transport,
-        outcome,
-        cached,
-        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        "tool call"
-    );
-}
-
-/// A tool response that can describe itself as a history record.
-pub trait Remembered {
-    /// The record of this response for `ctx`'s call of `tool`.
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord;
-}
-
 /// A record with the call's identity filled in and the tool-specific parts empty.
 pub(crate) fn base_record(ctx: &CallContext, tool: &str, id: &str) -> ExecutionRecord {
     let (created_at, ts) = crate::audit::now();
@@ -289,9 +171,20 @@ pub(crate) fn reason_name(reason: ExitReason) -> String {
         .unwrap_or_default()
 }
 
-impl Remembered for execute::ExecuteResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl ToolResponse for execute::ExecuteResponse {
+    fn render(&self) -> Option<String> {
+        Some(execute::render_run(
+            self.exit_reason,
+            self.return_code,
+            self.duration_seconds,
+            self.cached,
+            &self.stdout,
+            &self.stderr,
+        ))
+    }
+
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             language: Some(self.language.as_str().to_owned()),
             code_hash: Some(self.code_hash.clone()),
             outcome: reason_name(self.exit_reason),
@@ -302,13 +195,30 @@ impl Remembered for execute::ExecuteResponse {
             stdout: Some(clip(&self.stdout)),
             stderr: Some(clip(&self.stderr)),
             ..base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 
-impl Remembered for lint::LintResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl ToolResponse for lint::LintResponse {
+    fn render(&self) -> Option<String> {
+        let mut text = match &self.syntax_error {
+            Some(error) => format!(
+                "syntax error: {}\n",
+                serde_json::to_string(error).unwrap_or_default()
+            ),
+            None => format!("{} diagnostics\n", self.diagnostics.len()),
+        };
+        if !self.linter_output.is_empty() {
+            text.push_str(&self.linter_output);
+            if !self.linter_output.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Some(text)
+    }
+
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             language: Some(self.language.as_str().to_owned()),
             code_hash: Some(self.code_hash.clone()),
             outcome: if self.syntax_error.is_some() {
@@ -322,13 +232,28 @@ impl Remembered for lint::LintResponse {
             cached: self.cached,
             stdout: Some(clip(&self.linter_output)),
             ..base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 
-impl Remembered for test::RunTestsResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl ToolResponse for test::RunTestsResponse {
+    fn render(&self) -> Option<String> {
+        let summary = serde_json::to_string(&self.summary).unwrap_or_default();
+        Some(format!(
+            "summary: {summary}\n{}",
+            execute::render_run(
+                self.exit_reason,
+                self.return_code,
+                self.duration_seconds,
+                self.cached,
+                &self.stdout,
+                &self.stderr,
+            )
+        ))
+    }
+
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             language: Some(self.language.as_str().to_owned()),
             code_hash: Some(self.code_hash.clone()),
             outcome: reason_name(self.exit_reason),
@@ -339,18 +264,18 @@ impl Remembered for test::RunTestsResponse {
             stdout: Some(clip(&self.stdout)),
             stderr: Some(clip(&self.stderr)),
             ..base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 
-impl Remembered for generate::GenerateResponse {
-    fn record(&self, ctx: &CallContext, tool: &str) -> ExecutionRecord {
-        ExecutionRecord {
+impl ToolResponse for generate::GenerateResponse {
+    fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
+        Some(ExecutionRecord {
             language: Some(self.language.clone()),
             code_hash: Some(self.code_hash.clone()),
             stdout: Some(clip(&self.output)),
             ..base_record(ctx, tool, &self.id)
-        }
+        })
     }
 }
 
@@ -403,12 +328,41 @@ pub enum ToolError {
         /// Why.
         detail: String,
     },
+    /// The transport could not read the request (malformed JSON, wrong content type,
+    /// oversize body): its own status (400, 413, 415, 422).
+    #[error("{detail}")]
+    Unreadable {
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The thing asked for does not exist (HTTP 404).
+    #[error("{detail}")]
+    NotFound {
+        /// What was not found.
+        detail: String,
+    },
     /// A server-side failure (HTTP 500); details are logged, not returned.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
 
 impl ToolError {
+    /// The call's outcome in its audit event.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ToolError::Invalid { .. }
+            | ToolError::TooLarge { .. }
+            | ToolError::Forbidden { .. }
+            | ToolError::NotFound { .. }
+            | ToolError::Unreadable { .. }
+            | ToolError::RateLimited { .. } => "refused",
+            ToolError::Busy { .. } => "unavailable",
+            ToolError::Internal(_) => "error",
+        }
+    }
+
     /// A 422 for `field`.
     pub fn invalid(field: &'static str, detail: impl Into<String>) -> Self {
         ToolError::Invalid {

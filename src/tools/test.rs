@@ -9,6 +9,7 @@ use super::execute::{parse_language, parse_timeout};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits, ScratchFile};
 
 /// Smallest and largest `timeout_seconds` (the old platform's contract).
@@ -273,13 +274,50 @@ fn response(
     })
 }
 
-/// Admit, run and remember one `run_tests` call (see [`Tools::remember`]).
+/// `run_tests`.
+pub struct RunTests;
+
+/// Name, role, hints and route of `run_tests`.
+pub static RUNTESTS_SPEC: ToolSpec = ToolSpec {
+    name: "run_tests",
+    title: "Run tests in a sandbox",
+    description: "Run pytest (also unittest.TestCase classes) inside the sandbox. Put tests in \
+`code`, or the implementation in `code` and tests in `tests` (importing it as `solution`). Returns \
+summary {passed, failed, errors, skipped}, per-test results with failure messages, and pytest's \
+output. timeout_seconds: 1-120, default 15.",
+    endpoint: Endpoint::RunTests,
+    hints: Hints::READ_ONLY,
+    rest: RestRoute {
+        method: RestMethod::Post,
+        path: "/run_tests",
+        status: 200,
+    },
+};
+
+#[async_trait::async_trait]
+impl Tool for RunTests {
+    type Request = RunTestsRequest;
+    type Response = RunTestsResponse;
+
+    fn spec(&self) -> &'static ToolSpec {
+        &RUNTESTS_SPEC
+    }
+
+    async fn run(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        request: RunTestsRequest,
+    ) -> Result<RunTestsResponse, ToolError> {
+        run_tests_unrecorded(tools, ctx, request).await
+    }
+}
+
+/// Admit, run and remember one `run_tests` call (the pipeline in [`crate::call`]).
 pub async fn run_tests(
     tools: &Tools,
     ctx: &CallContext,
     request: RunTestsRequest,
 ) -> Result<RunTestsResponse, ToolError> {
-    tools.admit(ctx, Endpoint::RunTests)?;
-    let result = run_tests_unrecorded(tools, ctx, request).await;
-    tools.remember(ctx, Endpoint::RunTests, result).await
+    crate::call::call_typed(tools, ctx, &RunTests, request).await
 }

@@ -151,6 +151,6 @@ pub async fn history_contract(server: &TestServer) {
     .await;
     assert_eq!(
         agent_history["detail"],
-        "role agent may not call history; it needs developer or higher"
+        "role agent may not call execution_history; it needs developer or higher"
     );
 }

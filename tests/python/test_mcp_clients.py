@@ -60,8 +60,16 @@ async def check_execute_code(session: ClientSession):
     assert structured["return_code"] == 0
     assert structured["exit_reason"] == "ok"
     assert len(structured["code_hash"]) == 64
-    # The text content carries the same JSON for clients without structured output.
-    assert json.loads(result.content[0].text)["stdout"] == "hi from mcp\n"
+    # The text content is what an LLM reads: how the run ended, then its output.
+    text = result.content[0].text
+    assert text.startswith("exit_reason: ok (return code 0, "), text
+    assert text.endswith("--- stdout ---\nhi from mcp\n"), text
+    # Standard JSON Schema only: no schemars integer formats that client SDKs warn about.
+    for listed in tools.values():
+        for schema in (listed.input_schema, listed.output_schema or {}):
+            assert '"format": "uint' not in json.dumps(schema), listed.name
+            assert '"format": "int' not in json.dumps(schema), listed.name
+            assert '"format": "double"' not in json.dumps(schema), listed.name
 
     js = await session.call_tool(
         "execute_code", {"code": "console.log(6 * 7)", "language": "javascript"}

@@ -1,0 +1,27 @@
+//! Every tool, once. REST routes, MCP tools, schemas and the role table are generated
+//! from this list; adding a tool is a new file under `tools/` and one line here.
+
+use std::sync::Arc;
+
+use crate::call::DynTool;
+
+use super::{execute, generate, graph, history, lint, test, tokens};
+
+/// The tools, in the order MCP lists them.
+pub fn all() -> Vec<Arc<dyn DynTool>> {
+    vec![
+        Arc::new(execute::ExecuteCode),
+        Arc::new(lint::LintCode),
+        Arc::new(test::RunTests),
+        Arc::new(generate::GenerateCode),
+        Arc::new(graph::GraphQuery),
+        Arc::new(graph::GraphUpsert),
+        Arc::new(history::ExecutionHistory),
+        Arc::new(history::GetExecution),
+        Arc::new(history::CodeStatsTool),
+        Arc::new(history::AuditLog),
+        Arc::new(tokens::CreateToken),
+        Arc::new(tokens::ListTokens),
+        Arc::new(tokens::RevokeToken),
+    ]
+}
