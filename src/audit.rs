@@ -29,6 +29,9 @@ pub struct CallContext {
     pub request_id: String,
     /// When the call arrived (for latency metrics).
     pub started: std::time::Instant,
+    /// Fires when the caller goes away or cancels (MCP `notifications/cancelled`, a
+    /// closed response stream, a REST client that disconnects): the run stops.
+    pub cancel: crate::sandbox::CancellationToken,
 }
 
 impl CallContext {
@@ -39,6 +42,7 @@ impl CallContext {
             transport,
             request_id: uuid::Uuid::new_v4().to_string(),
             started: std::time::Instant::now(),
+            cancel: crate::sandbox::CancellationToken::new(),
         }
     }
 }

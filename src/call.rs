@@ -328,13 +328,19 @@ async fn record<R: ToolResponse>(
             commit(tools, records).await?;
             Ok(response)
         }
-        Err(error) => {
+        Err(mut error) => {
             let outcome = error.outcome();
             let mut event =
                 AuditEvent::new(ctx, name, AuditDecision::Allowed, Some(error.to_string()));
             event.outcome = Some(outcome.to_owned());
             observe(ctx, name, outcome, false);
-            commit(tools, vec![Record::Audit(event)]).await?;
+            let mut records = vec![Record::Audit(event)];
+            if let ToolError::Cancelled { record } = &mut error
+                && let Some(record) = record.take()
+            {
+                records.push(Record::Execution(*record));
+            }
+            commit(tools, records).await?;
             Err(error)
         }
     }

@@ -69,6 +69,10 @@ impl From<ToolError> for ApiError {
             ToolError::TooLarge { detail } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
             ToolError::Forbidden { detail } => Self::new(StatusCode::FORBIDDEN, detail),
             ToolError::NotFound { detail } => Self::new(StatusCode::NOT_FOUND, detail),
+            ToolError::Cancelled { .. } => Self::new(
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "the call was cancelled",
+            ),
             ToolError::Unreadable { status, detail } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 detail,

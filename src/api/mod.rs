@@ -130,6 +130,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                     transport,
                     request_id: id.clone(),
                     started,
+                    cancel: crate::sandbox::CancellationToken::new(),
                 };
                 request.extensions_mut().insert(ctx);
                 next.run(request).await
@@ -233,6 +234,17 @@ fn tool_routes(mut router: Router<Tools>) -> Router<Tools> {
     router
 }
 
+/// The registered tool named `name` (owned, for a spawned task).
+fn registry_tool(name: &str) -> Option<std::sync::Arc<dyn DynTool>> {
+    static REGISTRY: std::sync::OnceLock<Vec<std::sync::Arc<dyn DynTool>>> =
+        std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(registry::all)
+        .iter()
+        .find(|t| t.spec().name == name)
+        .cloned()
+}
+
 /// Read a tool call's arguments from the request and run it through [`call`].
 async fn rest_call(
     tools: Tools,
@@ -264,7 +276,26 @@ async fn rest_call(
             Args::Query(query)
         }
     };
-    match tool.call(&tools, &ctx, args).await {
+    // The call runs in its own task so that it is always recorded; if the client goes
+    // away, hyper drops this future, the guard fires `cancel`, and the run stops within
+    // an epoch tick and is recorded as `cancelled`.
+    let guard = ctx.cancel.clone().drop_guard();
+    let task = {
+        let tool = registry_tool(spec.name);
+        tokio::spawn(async move {
+            match tool {
+                Some(tool) => tool.call(&tools, &ctx, args).await,
+                None => Err(ToolError::Internal(anyhow::anyhow!("tool vanished"))),
+            }
+        })
+    };
+    let result = task.await.unwrap_or_else(|e| {
+        Err(ToolError::Internal(anyhow::anyhow!(
+            "tool task failed: {e}"
+        )))
+    });
+    drop(guard.disarm());
+    match result {
         Ok(called) => {
             let status = StatusCode::from_u16(spec.rest.status).unwrap_or(StatusCode::OK);
             if status == StatusCode::NO_CONTENT {

@@ -49,6 +49,7 @@ fn tool_error(err: ToolError) -> CallToolResult {
         ToolError::Busy { .. } => ("busy", err.to_string()),
         ToolError::Forbidden { .. } => ("forbidden", err.to_string()),
         ToolError::NotFound { .. } => ("not_found", err.to_string()),
+        ToolError::Cancelled { .. } => ("cancelled", err.to_string()),
         ToolError::RateLimited { .. } => ("rate_limited", err.to_string()),
         ToolError::Internal(inner) => {
             tracing::error!(error = format!("{inner:#}"), "tool failed");
@@ -134,6 +135,9 @@ impl SandgraphMcp {
             ctx.request_id = uuid::Uuid::new_v4().to_string();
             ctx.started = std::time::Instant::now();
         }
+        // rmcp cancels this token on `notifications/cancelled` and when the client
+        // drops the response stream.
+        ctx.cancel = context.ct.clone();
         Ok(ctx)
     }
 }

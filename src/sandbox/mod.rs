@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+pub use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -43,6 +44,8 @@ pub const EXIT_TIMEOUT: i32 = 124;
 pub const EXIT_TRAPPED: i32 = 134;
 /// Exit code reported when the memory limit ended a run with a trap.
 pub const EXIT_MEMORY: i32 = 137;
+/// Exit code of a run its caller cancelled (128 + SIGINT, as a shell reports it).
+pub const EXIT_CANCELLED: i32 = 130;
 
 /// A guest language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -92,6 +95,8 @@ pub enum ExitReason {
     OutputLimit,
     /// Failed after writing past its scratch-directory quota.
     FileQuota,
+    /// Stopped because its caller went away or cancelled the call.
+    Cancelled,
 }
 
 /// The result of one run.
@@ -126,6 +131,9 @@ pub enum SandboxError {
         /// How many runs may execute at once.
         slots: usize,
     },
+    /// The caller cancelled while the run waited for a slot (no guest started).
+    #[error("the call was cancelled before its run started")]
+    Cancelled,
     /// Something on the host side failed (scratch directory, instantiation).
     #[error("sandbox failure: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -207,6 +215,7 @@ struct GuestEnd {
     memory_denied: bool,
     quota_exceeded: bool,
     timed_out: bool,
+    cancelled: bool,
 }
 
 impl Sandbox {
@@ -303,15 +312,28 @@ impl Sandbox {
         code: &str,
         limits: SandboxLimits,
     ) -> Result<RunOutput, SandboxError> {
-        let _slot = self.acquire_slot().await?;
+        self.execute_until(language, code, limits, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::execute`], stopped within one epoch tick when `cancel` fires (the run
+    /// then ends with [`ExitReason::Cancelled`] and its slot is free at once).
+    pub async fn execute_until(
+        &self,
+        language: Language,
+        code: &str,
+        limits: SandboxLimits,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, SandboxError> {
+        let _slot = self.acquire_slot(cancel).await?;
         match language {
             Language::Python => {
                 let (output, _) = self
-                    .run_python(PythonCall::Execute(code.to_owned()), &[], limits)
+                    .run_python(PythonCall::Execute(code.to_owned()), &[], limits, cancel)
                     .await?;
                 Ok(output)
             }
-            Language::Javascript => self.run_javascript(code, limits).await,
+            Language::Javascript => self.run_javascript(code, limits, cancel).await,
         }
     }
 
@@ -322,13 +344,14 @@ impl Sandbox {
         code: &str,
         options: &str,
         limits: SandboxLimits,
+        cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let _slot = self.acquire_slot().await?;
+        let _slot = self.acquire_slot(cancel).await?;
         let call = PythonCall::Lint {
             code: code.to_owned(),
             options: options.to_owned(),
         };
-        self.run_python(call, &[], limits).await
+        self.run_python(call, &[], limits, cancel).await
     }
 
     /// Write `files` into a fresh scratch dir and run pytest on them inside the guest.
@@ -338,20 +361,27 @@ impl Sandbox {
         files: &[ScratchFile],
         args: Vec<String>,
         limits: SandboxLimits,
+        cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let _slot = self.acquire_slot().await?;
-        self.run_python(PythonCall::Tests { args }, files, limits)
+        let _slot = self.acquire_slot(cancel).await?;
+        self.run_python(PythonCall::Tests { args }, files, limits, cancel)
             .await
     }
 
-    async fn acquire_slot(&self) -> Result<SlotGuard<'_>, SandboxError> {
+    async fn acquire_slot(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<SlotGuard<'_>, SandboxError> {
         let inner = &self.inner;
-        let permit = tokio::time::timeout(inner.config.queue_timeout, inner.slots.acquire())
-            .await
-            .map_err(|_| SandboxError::Busy {
-                slots: inner.config.max_concurrent_runs,
-            })?
-            .map_err(|e| SandboxError::Internal(e.into()))?;
+        let wait = tokio::time::timeout(inner.config.queue_timeout, inner.slots.acquire());
+        let permit = tokio::select! {
+            waited = wait => waited,
+            () = cancel.cancelled() => return Err(SandboxError::Cancelled),
+        }
+        .map_err(|_| SandboxError::Busy {
+            slots: inner.config.max_concurrent_runs,
+        })?
+        .map_err(|e| SandboxError::Internal(e.into()))?;
         inner.active.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("sandgraph_sandbox_active_runs").increment(1.0);
         inner.started.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +409,7 @@ impl Sandbox {
         call: PythonCall,
         files: &[ScratchFile],
         limits: SandboxLimits,
+        cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
         let scratch = self.new_scratch()?;
         for file in files {
@@ -436,10 +467,7 @@ impl Sandbox {
                     .map(|(outcome, report)| (outcome, Some(report))),
             }
         };
-        let (result, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
-            Ok(result) => (result, false),
-            Err(_) => (Err(Trap::Interrupt.into()), true),
-        };
+        let (result, timed_out, cancelled) = until(wall_limit(limits), cancel, run).await;
         let (outcome, report) = match result {
             Ok((outcome, report)) => (Ok(outcome), report),
             Err(err) => (Err(err), None),
@@ -449,6 +477,7 @@ impl Sandbox {
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: quota.exceeded(),
             timed_out,
+            cancelled,
         };
         drop(store);
         let duration = started.elapsed();
@@ -462,6 +491,7 @@ impl Sandbox {
         &self,
         code: &str,
         limits: SandboxLimits,
+        cancel: &CancellationToken,
     ) -> Result<RunOutput, SandboxError> {
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
@@ -487,10 +517,7 @@ impl Sandbox {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call_async(&mut store, ()).await
         };
-        let (result, timed_out) = match tokio::time::timeout(wall_limit(limits), run).await {
-            Ok(result) => (result, false),
-            Err(_) => (Err(Trap::Interrupt.into()), true),
-        };
+        let (result, timed_out, cancelled) = until(wall_limit(limits), cancel, run).await;
         // A command module reports its exit status by trapping with `I32Exit`.
         let outcome = match result {
             Ok(()) => Ok(Outcome {
@@ -514,6 +541,7 @@ impl Sandbox {
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: false,
             timed_out,
+            cancelled,
         };
         drop(store);
         let output = classify(end, stdout.take(), stderr.take(), started.elapsed(), limits);
@@ -535,6 +563,24 @@ impl Sandbox {
             }
         });
         store
+    }
+}
+
+/// Drive a guest call until it finishes, its wall-clock backstop passes, or `cancel`
+/// fires: (result, timed out, cancelled). Dropping the call's future unwinds the guest
+/// (its fiber is dropped with the store), so a cancelled guest stops within one epoch
+/// tick, the time it takes the executor to poll this select again.
+async fn until<T>(
+    wall: Duration,
+    cancel: &CancellationToken,
+    run: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> (wasmtime::Result<T>, bool, bool) {
+    tokio::select! {
+        result = tokio::time::timeout(wall, run) => match result {
+            Ok(result) => (result, false, false),
+            Err(_) => (Err(Trap::Interrupt.into()), true, false),
+        },
+        () = cancel.cancelled() => (Err(Trap::Interrupt.into()), false, true),
     }
 }
 
@@ -562,6 +608,7 @@ fn observe_run(language: &'static str, output: &RunOutput) {
         ExitReason::Ok => "ok",
         ExitReason::Error => "error",
         ExitReason::Timeout => "timeout",
+        ExitReason::Cancelled => "cancelled",
         ExitReason::MemoryLimit => "memory_limit",
         ExitReason::OutputLimit => "output_limit",
         ExitReason::FileQuota => "file_quota",
@@ -601,6 +648,10 @@ fn classify(
             _ if truncated => (0, ExitReason::OutputLimit),
             _ => (0, ExitReason::Ok),
         },
+        Err(_) if end.cancelled => {
+            note = Some("sandbox: cancelled by the caller".to_owned());
+            (EXIT_CANCELLED, ExitReason::Cancelled)
+        }
         Err(err) => {
             let trap = err.downcast_ref::<Trap>().copied();
             if end.timed_out || trap == Some(Trap::Interrupt) {

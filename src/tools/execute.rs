@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolResponse, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, RunOutput, SandboxLimits};
 
 /// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
@@ -122,13 +122,17 @@ async fn execute_code_unrecorded(
     let run = || async {
         let output = tools
             .sandbox
-            .execute(language, &request.code, limits)
+            .execute_until(language, &request.code, limits, &ctx.cancel)
             .await?;
-        Ok(CachedResult::Execute(response(
-            language,
-            &request.code,
-            output,
-        )))
+        let response = response(language, &request.code, output);
+        // A cancelled run is recorded, never cached nor shared with identical calls
+        // in flight (they run on their own).
+        if response.exit_reason == ExitReason::Cancelled {
+            return Err(ToolError::Cancelled {
+                record: response.record(ctx, SPEC.name).map(Box::new),
+            });
+        }
+        Ok(CachedResult::Execute(response))
     };
     let use_cache = request.cache.unwrap_or(true);
     let (result, cached) = tools

@@ -167,7 +167,7 @@ async fn lint_code_unrecorded(
         .resolve(Some(LINT_TIMEOUT), &Default::default())?;
     let key = (&request.code, &options);
     let run = || async {
-        lint_in_guest(tools, &request.code, &options, limits)
+        lint_in_guest(tools, &request.code, &options, limits, &ctx.cancel)
             .await
             .map(CachedResult::Lint)
     };
@@ -197,11 +197,16 @@ async fn lint_in_guest(
     code: &str,
     options: &str,
     limits: crate::sandbox::SandboxLimits,
+    cancel: &crate::sandbox::CancellationToken,
 ) -> Result<LintResponse, ToolError> {
     let language = Language::Python;
-    let (output, report) = tools.sandbox.lint_python(code, options, limits).await?;
+    let (output, report) = tools
+        .sandbox
+        .lint_python(code, options, limits, cancel)
+        .await?;
     let Some(report) = report else {
         return Err(match output.exit_reason {
+            ExitReason::Cancelled => ToolError::Cancelled { record: None },
             ExitReason::Timeout | ExitReason::MemoryLimit => {
                 ToolError::invalid("code", format!("linting stopped: {}", output.stderr.trim()))
             }

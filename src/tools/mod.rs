@@ -286,7 +286,7 @@ fn admit_to_cache(result: &CachedResult) -> Option<usize> {
         CachedResult::Lint(r) => (ExitReason::Ok, serde_json::to_vec(r).map(|v| v.len())),
         CachedResult::Tests(r) => (r.exit_reason, serde_json::to_vec(r).map(|v| v.len())),
     };
-    if reason == ExitReason::Timeout {
+    if matches!(reason, ExitReason::Timeout | ExitReason::Cancelled) {
         return None;
     }
     bytes.ok()
@@ -337,6 +337,13 @@ pub enum ToolError {
         /// What was wrong.
         detail: String,
     },
+    /// The caller cancelled the call (or went away); the run, if one started, is
+    /// recorded with `exit_reason: cancelled` (HTTP 499, a status nobody reads).
+    #[error("the call was cancelled")]
+    Cancelled {
+        /// The record of the stopped run, if a run started.
+        record: Option<Box<ExecutionRecord>>,
+    },
     /// The thing asked for does not exist (HTTP 404).
     #[error("{detail}")]
     NotFound {
@@ -359,6 +366,7 @@ impl ToolError {
             | ToolError::Unreadable { .. }
             | ToolError::RateLimited { .. } => "refused",
             ToolError::Busy { .. } => "unavailable",
+            ToolError::Cancelled { .. } => "cancelled",
             ToolError::Internal(_) => "error",
         }
     }
@@ -378,6 +386,7 @@ impl From<SandboxError> for ToolError {
             SandboxError::Busy { .. } => ToolError::Busy {
                 detail: err.to_string(),
             },
+            SandboxError::Cancelled => ToolError::Cancelled { record: None },
             SandboxError::Internal(err) => ToolError::Internal(err),
         }
     }

@@ -210,9 +210,17 @@ async fn run_tests_unrecorded(
     let run = || async {
         let (output, report) = tools
             .sandbox
-            .run_pytest(&files, args.clone(), limits)
+            .run_pytest(&files, args.clone(), limits, &ctx.cancel)
             .await?;
-        response(language, hash.clone(), output, report).map(CachedResult::Tests)
+        let response = response(language, hash.clone(), output, report)?;
+        // Recorded, never cached nor shared with identical calls in flight.
+        if response.exit_reason == ExitReason::Cancelled {
+            return Err(ToolError::Cancelled {
+                record: crate::call::ToolResponse::record(&response, ctx, RUNTESTS_SPEC.name)
+                    .map(Box::new),
+            });
+        }
+        Ok(CachedResult::Tests(response))
     };
     let (result, cached) = tools
         .cached(
