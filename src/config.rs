@@ -1,6 +1,6 @@
 //! Configuration: defaults < an optional TOML file < environment variables, parsed once
-//! at start-up into typed structs. `sandgraph --help` and `docs/operations.md` list every
-//! setting.
+//! at start-up into typed structs. Every environment variable is one entry of
+//! [`SETTINGS`], from which parsing, `sandgraph --help` and `docs/configuration.md` come.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -201,105 +201,28 @@ impl Config {
         Ok(config)
     }
 
-    /// Override fields from environment variables (read through `var`, for tests).
+    /// Override fields from environment variables (read through `var`, for tests):
+    /// every entry of [`SETTINGS`], in order.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(key: &str, value: String) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{key}={value:?} is not valid: {e}"))
-        }
-        if let Some(v) = var("SANDGRAPH_BIND") {
-            self.bind = parse("SANDGRAPH_BIND", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = var("SANDGRAPH_GUEST_DIR") {
-            self.guest_dir = PathBuf::from(v);
-        }
-        if let Some(v) = var("SANDGRAPH_MAX_CODE_BYTES") {
-            self.max_code_bytes = parse("SANDGRAPH_MAX_CODE_BYTES", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_ALLOWED_HOSTS") {
-            self.allowed_hosts = v
-                .split(',')
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .collect();
-        }
-        if let Some(v) = var("SANDGRAPH_ALLOWED_ORIGINS") {
-            self.allowed_origins = v
-                .split(',')
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .collect();
-        }
-        if let Some(v) = var("SANDGRAPH_LOG_FORMAT") {
-            self.log_format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => {
-                    anyhow::bail!("SANDGRAPH_LOG_FORMAT={other:?} is not valid: use text or json")
+        for setting in SETTINGS {
+            match setting.apply {
+                Apply::One(apply) => {
+                    if let Some(value) = var(setting.env) {
+                        apply(self, setting.env, value)?;
+                    }
                 }
-            };
-        }
-        if let Some(v) = var("SANDGRAPH_MAX_CONCURRENT_RUNS") {
-            self.sandbox.max_concurrent_runs = parse("SANDGRAPH_MAX_CONCURRENT_RUNS", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_POOLING") {
-            self.sandbox.pooling = parse("SANDGRAPH_POOLING", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_POOL_KEEP_RESIDENT_BYTES") {
-            self.sandbox.pool_keep_resident_bytes = parse("SANDGRAPH_POOL_KEEP_RESIDENT_BYTES", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_ADMIN_TOKEN") {
-            if v.len() < 16 {
-                anyhow::bail!("SANDGRAPH_ADMIN_TOKEN must be at least 16 characters");
+                Apply::PerEndpoint(apply) => {
+                    for endpoint in crate::auth::Endpoint::ALL {
+                        let key = setting
+                            .env
+                            .replace("<ENDPOINT>", &endpoint.name().to_ascii_uppercase());
+                        if let Some(value) = var(&key) {
+                            apply(self, endpoint.name(), value)?;
+                        }
+                    }
+                }
+                Apply::Elsewhere => {}
             }
-            self.admin_token = Some(v);
-        }
-        if let Some(v) = var("SANDGRAPH_RATE_LIMIT") {
-            self.rate_limits.default = v;
-        }
-        for endpoint in crate::auth::Endpoint::ALL {
-            let key = format!(
-                "SANDGRAPH_RATE_LIMIT_{}",
-                endpoint.name().to_ascii_uppercase()
-            );
-            if let Some(v) = var(&key) {
-                self.rate_limits
-                    .endpoints
-                    .insert(endpoint.name().to_owned(), v);
-            }
-        }
-        if let Some(v) = var("SANDGRAPH_CACHE_MAX_ENTRIES") {
-            self.cache.max_entries = parse("SANDGRAPH_CACHE_MAX_ENTRIES", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_CACHE_MAX_BYTES") {
-            self.cache.max_bytes = parse("SANDGRAPH_CACHE_MAX_BYTES", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_CACHE_TTL_SECONDS") {
-            self.cache.ttl_seconds = parse("SANDGRAPH_CACHE_TTL_SECONDS", v)?;
-        }
-        if let Some(v) = var("SANDGRAPH_SLOW_REQUEST_MS") {
-            self.slow_request = Duration::from_millis(parse("SANDGRAPH_SLOW_REQUEST_MS", v)?);
-        }
-        if let Some(v) = var("SANDGRAPH_OUTBOX_LIMIT") {
-            self.outbox_limit = parse("SANDGRAPH_OUTBOX_LIMIT", v)?;
-        }
-        if let Some(uri) = var("NEO4J_URI").filter(|u| !u.is_empty()) {
-            self.neo4j = Some(Neo4jSettings {
-                uri,
-                user: var("NEO4J_USER").unwrap_or_else(|| "neo4j".to_owned()),
-                password: var("NEO4J_PASSWORD").unwrap_or_default(),
-                database: var("NEO4J_DATABASE").filter(|d| !d.is_empty()),
-            });
-        }
-        if let Some(v) = var("SANDGRAPH_COMPILED_CACHE_DIR") {
-            self.compiled_cache_dir = Some(PathBuf::from(v));
         }
         Ok(())
     }
@@ -325,6 +248,319 @@ impl Config {
                 .unwrap_or(usize::MAX),
         }
     }
+}
+
+/// One setting: its environment variable, default, meaning, and how it applies.
+pub struct Setting {
+    /// The environment variable (`<ENDPOINT>` stands for each endpoint's name).
+    pub env: &'static str,
+    /// The default, as text.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+    apply: Apply,
+}
+
+enum Apply {
+    One(fn(&mut Config, &str, String) -> anyhow::Result<()>),
+    PerEndpoint(fn(&mut Config, &str, String) -> anyhow::Result<()>),
+    /// Read by another part (clap, the log filter); listed for --help and the docs.
+    Elsewhere,
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: String) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{key}={value:?} is not valid: {e}"))
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+fn neo4j_settings(config: &mut Config) -> Option<&mut Neo4jSettings> {
+    config.neo4j.as_mut()
+}
+
+/// Every setting sandgraph reads, once: `apply_env`, `sandgraph --help` and
+/// `docs/configuration.md` (`sandgraph settings --markdown`) all come from this table.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        env: "SANDGRAPH_CONFIG",
+        default: "(none)",
+        doc: "TOML configuration file (also --config); the environment overrides it",
+        apply: Apply::Elsewhere,
+    },
+    Setting {
+        env: "SANDGRAPH_BIND",
+        default: "127.0.0.1:8000",
+        doc: "listen address of `sandgraph serve` (also --bind)",
+        apply: Apply::One(|c, k, v| {
+            c.bind = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_DATA_DIR",
+        default: "./data",
+        doc: "data directory: the embedded database (tokens, outbox, history), compiled guests, scratch dirs",
+        apply: Apply::One(|c, _, v| {
+            c.data_dir = PathBuf::from(v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_GUEST_DIR",
+        default: "./build/guest",
+        doc: "the built guests (`make guest` writes them)",
+        apply: Apply::One(|c, _, v| {
+            c.guest_dir = PathBuf::from(v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_COMPILED_CACHE_DIR",
+        default: "<data>/compiled",
+        doc: "compiled-guest cache (share it between servers of one build to skip the first-start compile)",
+        apply: Apply::One(|c, _, v| {
+            c.compiled_cache_dir = Some(PathBuf::from(v));
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_CODE_BYTES",
+        default: "262144",
+        doc: "largest accepted source text (`code`, `tests`, templates, Cypher); larger is a 413",
+        apply: Apply::One(|c, k, v| {
+            c.max_code_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_CONCURRENT_RUNS",
+        default: "64",
+        doc: "sandbox runs at once; more wait for a slot (30 s, then 503)",
+        apply: Apply::One(|c, k, v| {
+            c.sandbox.max_concurrent_runs = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_POOLING",
+        default: "true",
+        doc: "take instances from wasmtime's pooling allocator, reset in place between runs",
+        apply: Apply::One(|c, k, v| {
+            c.sandbox.pooling = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_POOL_KEEP_RESIDENT_BYTES",
+        default: "16777216",
+        doc: "with pooling, bytes of each finished run's memory kept resident and reset in place",
+        apply: Apply::One(|c, k, v| {
+            c.sandbox.pool_keep_resident_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_ALLOWED_HOSTS",
+        default: "(loopback only)",
+        doc: "extra Host names accepted at /mcp, comma-separated (DNS-rebinding protection)",
+        apply: Apply::One(|c, _, v| {
+            c.allowed_hosts = list(&v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_ALLOWED_ORIGINS",
+        default: "(loopback only)",
+        doc: "extra browser Origins accepted at /mcp, comma-separated (`https://app.example:443`, `:*` = any port); others get 403",
+        apply: Apply::One(|c, _, v| {
+            c.allowed_origins = list(&v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_LOG_FORMAT",
+        default: "text",
+        doc: "log lines as `text` or `json`",
+        apply: Apply::One(|c, k, v| {
+            c.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => anyhow::bail!("{k}={other:?} is not valid: use text or json"),
+            };
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_SLOW_REQUEST_MS",
+        default: "1000",
+        doc: "requests slower than this are logged at warn level",
+        apply: Apply::One(|c, k, v| {
+            c.slow_request = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_ADMIN_TOKEN",
+        default: "(none)",
+        doc: "bootstrap admin token (at least 16 characters), created if missing; without it the first start prints a new one",
+        apply: Apply::One(|c, k, v| {
+            if v.len() < 16 {
+                anyhow::bail!("{k} must be at least 16 characters");
+            }
+            c.admin_token = Some(v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_RATE_LIMIT",
+        default: "600/minute burst 100",
+        doc: "default per-caller rate of every endpoint (`N/second|minute|hour [burst M]`)",
+        apply: Apply::One(|c, _, v| {
+            c.rate_limits.default = v;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_RATE_LIMIT_<ENDPOINT>",
+        default: "(the default rate)",
+        doc: "per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE; endpoints: execute_code, lint_code, run_tests, generate_code, graph_query, graph_upsert, history, audit_log, prompts, tokens",
+        apply: Apply::PerEndpoint(|c, endpoint, v| {
+            c.rate_limits.endpoints.insert(endpoint.to_owned(), v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_CACHE_MAX_ENTRIES",
+        default: "1000",
+        doc: "result-cache entries",
+        apply: Apply::One(|c, k, v| {
+            c.cache.max_entries = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_CACHE_MAX_BYTES",
+        default: "67108864",
+        doc: "result-cache bytes",
+        apply: Apply::One(|c, k, v| {
+            c.cache.max_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_CACHE_TTL_SECONDS",
+        default: "3600",
+        doc: "result-cache entry lifetime",
+        apply: Apply::One(|c, k, v| {
+            c.cache.ttl_seconds = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_OUTBOX_LIMIT",
+        default: "1000000",
+        doc: "most records waiting for Neo4j; past it calls get 503 rather than be answered unrecorded",
+        apply: Apply::One(|c, k, v| {
+            c.outbox_limit = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "NEO4J_URI",
+        default: "(unset: the embedded store)",
+        doc: "Neo4j to ship history and audit to and to serve the graph tools (`bolt://host:7687`)",
+        apply: Apply::One(|c, _, v| {
+            if !v.is_empty() {
+                c.neo4j = Some(Neo4jSettings {
+                    uri: v,
+                    user: "neo4j".to_owned(),
+                    password: String::new(),
+                    database: None,
+                });
+            }
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "NEO4J_USER",
+        default: "neo4j",
+        doc: "Neo4j user (with NEO4J_URI)",
+        apply: Apply::One(|c, _, v| {
+            if let Some(neo4j) = neo4j_settings(c) {
+                neo4j.user = v;
+            }
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "NEO4J_PASSWORD",
+        default: "(empty)",
+        doc: "Neo4j password (with NEO4J_URI)",
+        apply: Apply::One(|c, _, v| {
+            if let Some(neo4j) = neo4j_settings(c) {
+                neo4j.password = v;
+            }
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "NEO4J_DATABASE",
+        default: "(the server's default)",
+        doc: "Neo4j database (with NEO4J_URI)",
+        apply: Apply::One(|c, _, v| {
+            if let Some(neo4j) = neo4j_settings(c) {
+                neo4j.database = Some(v).filter(|d| !d.is_empty());
+            }
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "RUST_LOG",
+        default: "info",
+        doc: "log filter (tracing-subscriber's EnvFilter syntax)",
+        apply: Apply::Elsewhere,
+    },
+];
+
+/// The settings as the text `sandgraph --help` ends with.
+pub fn settings_help() -> String {
+    let width = SETTINGS.iter().map(|s| s.env.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Settings come from defaults, then the TOML file given with --config, then the\nenvironment:\n\n",
+    );
+    for s in SETTINGS {
+        text.push_str(&format!(
+            "  {:width$}  {} (default: {})\n",
+            s.env, s.doc, s.default
+        ));
+    }
+    text
+}
+
+/// The settings as the Markdown of `docs/configuration.md`.
+pub fn settings_markdown() -> String {
+    let mut text = String::from(
+        "# Configuration\n\n\
+Generated by `sandgraph settings --markdown` from the one table of settings in\n\
+`src/config.rs` (a test keeps this file in step). Settings come from defaults, then the\n\
+TOML file given with `--config` (or `SANDGRAPH_CONFIG`), then the environment, which wins.\n\n\
+| variable | default | what it does |\n|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        text.push_str(&format!("| `{}` | {} | {} |\n", s.env, s.default, s.doc));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -356,6 +592,29 @@ mod tests {
         .sandbox_config();
         assert!(!off.pooling);
         assert_eq!(off.pool_keep_resident_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn every_setting_applies_its_documented_default() {
+        for setting in SETTINGS {
+            if setting.default.starts_with('(') || setting.default.contains('<') {
+                continue;
+            }
+            let key = setting.env.replace("<ENDPOINT>", "EXECUTE_CODE");
+            with_env(&[(&key, setting.default)]).unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+        let config = with_env(&[
+            ("NEO4J_URI", "bolt://db:7687"),
+            ("NEO4J_USER", "u"),
+            ("NEO4J_PASSWORD", "p"),
+            ("NEO4J_DATABASE", "d"),
+            ("SANDGRAPH_RATE_LIMIT_EXECUTE_CODE", "5/second"),
+        ])
+        .unwrap();
+        let neo4j = config.neo4j.unwrap();
+        assert_eq!((neo4j.user.as_str(), neo4j.password.as_str()), ("u", "p"));
+        assert_eq!(neo4j.database.as_deref(), Some("d"));
+        assert_eq!(config.rate_limits.endpoints["execute_code"], "5/second");
     }
 
     #[test]

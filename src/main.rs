@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use sandgraph::auth::{Role, TokenStore};
 use sandgraph::config::Config;
@@ -15,28 +15,10 @@ use sandgraph::{api, mcp, store as stores, telemetry};
 
 /// An MCP server that runs code in wasmtime sandboxes.
 ///
-/// Settings come from defaults, then the TOML file given with --config (or
-/// SANDGRAPH_CONFIG), then environment variables:
-///
-///   SANDGRAPH_BIND                 listen address (default 127.0.0.1:8000)
-///   SANDGRAPH_DATA_DIR             data directory (default ./data)
-///   SANDGRAPH_GUEST_DIR            built guests (default ./build/guest)
-///   SANDGRAPH_COMPILED_CACHE_DIR   compiled-guest cache (default <data>/compiled)
-///   SANDGRAPH_MAX_CODE_BYTES       largest accepted source (default 262144)
-///   SANDGRAPH_MAX_CONCURRENT_RUNS  sandbox runs at once (default 64)
-///   SANDGRAPH_POOLING              reuse pooled instances, reset in place (default true)
-///   SANDGRAPH_POOL_KEEP_RESIDENT_BYTES  pooled bytes reset in place per run (default 16 MiB)
-///   SANDGRAPH_ALLOWED_HOSTS        extra Host names accepted at /mcp (comma-separated)
-///   SANDGRAPH_LOG_FORMAT           text | json (default text)
-///   SANDGRAPH_ADMIN_TOKEN          bootstrap admin token (created if missing)
-///   SANDGRAPH_RATE_LIMIT           default per-caller rate, e.g. "600/minute burst 100"
-///   SANDGRAPH_RATE_LIMIT_<TOOL>    per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE
-///   SANDGRAPH_CACHE_MAX_ENTRIES    result cache entries (default 1000)
-///   SANDGRAPH_CACHE_MAX_BYTES      result cache bytes (default 64 MiB)
-///   SANDGRAPH_CACHE_TTL_SECONDS    result cache TTL (default 3600)
-///   RUST_LOG                       log filter (default info)
+/// Every setting is listed below; `sandgraph settings --markdown` prints them as
+/// docs/configuration.md.
 #[derive(Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, about, long_about = None)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "SANDGRAPH_CONFIG")]
@@ -59,6 +41,12 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Print every setting (environment variable, default, meaning).
+    Settings {
+        /// As the Markdown of docs/configuration.md.
+        #[arg(long)]
+        markdown: bool,
     },
 }
 
@@ -83,7 +71,18 @@ enum TokenAction {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .after_help(sandgraph::config::settings_help())
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    if let Command::Settings { markdown } = &cli.command {
+        if *markdown {
+            print!("{}", sandgraph::config::settings_markdown());
+        } else {
+            print!("{}", sandgraph::config::settings_help());
+        }
+        return Ok(());
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Command::Token { action } = &cli.command {
         return manage_tokens(&config, action);
@@ -175,7 +174,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => serve(tools, &config).await,
         Command::Mcp => mcp::serve_stdio(tools).await,
-        Command::Token { .. } => Ok(()),
+        Command::Token { .. } | Command::Settings { .. } => Ok(()),
     }
 }
 
