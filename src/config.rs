@@ -51,6 +51,9 @@ pub struct Config {
     /// Requests slower than this are logged at warn level.
     #[serde(with = "millis")]
     pub slow_request: Duration,
+    /// On SIGTERM, how long in-flight calls may finish before their runs are cancelled.
+    #[serde(with = "millis")]
+    pub shutdown_grace: Duration,
 }
 
 mod millis {
@@ -181,6 +184,7 @@ impl Default for Config {
             outbox_limit: 1_000_000,
             neo4j: None,
             slow_request: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -407,6 +411,15 @@ pub static SETTINGS: &[Setting] = &[
         doc: "requests slower than this are logged at warn level",
         apply: Apply::One(|c, k, v| {
             c.slow_request = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_SHUTDOWN_GRACE_MS",
+        default: "10000",
+        doc: "on SIGTERM, how long in-flight calls may finish before their runs are cancelled (and recorded as cancelled)",
+        apply: Apply::One(|c, k, v| {
+            c.shutdown_grace = Duration::from_millis(parse(k, v)?);
             Ok(())
         }),
     },

@@ -1,6 +1,8 @@
 //! sandgraph: an MCP server where AI agents execute code inside wasmtime sandboxes.
 //!
-//! A request flows one way through these components:
+//! [`app`] builds the whole application once (config -> stores -> sandbox -> registry ->
+//! transports) and drains it on SIGTERM ([`shutdown`]). A request flows one way through
+//! these components:
 //!
 //! - [`api`]: the REST API (axum) with the old platform's JSON contract, `/health`, and
 //!   the MCP streamable-HTTP service mounted at `/mcp`.
@@ -23,6 +25,7 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
@@ -32,6 +35,7 @@ pub mod cypher_guard;
 pub mod mcp;
 pub mod rate_limit;
 pub mod sandbox;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod tools;

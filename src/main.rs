@@ -2,16 +2,14 @@
 //! stdio for desktop clients).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use sandgraph::app::{App, Mode};
 use sandgraph::auth::{Role, TokenStore};
 use sandgraph::config::Config;
-use sandgraph::sandbox::Sandbox;
-use sandgraph::tools::Tools;
-use sandgraph::{api, mcp, store as stores, telemetry};
+use sandgraph::telemetry;
 
 /// An MCP server that runs code in wasmtime sandboxes.
 ///
@@ -139,78 +137,10 @@ fn manage_tokens(config: &Config, action: &TokenAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Make sure someone can call the server: take `SANDGRAPH_ADMIN_TOKEN`, or on the very
-/// first start mint an admin token and print it once.
-fn bootstrap_admin(tokens: &TokenStore, config: &Config) -> anyhow::Result<()> {
-    if let Some(token) = &config.admin_token {
-        return tokens.ensure("bootstrap-admin", Role::Admin, token);
-    }
-    if tokens.is_empty()? {
-        let (info, token) = tokens.create("first-admin", Role::Admin)?;
-        eprintln!(
-            "No tokens existed, so an admin token was created (id {}). It is shown only now;\n\
-             store it safely and create narrower ones with `sandgraph token create`:\n\n    {token}\n",
-            info.id
-        );
-    }
-    Ok(())
-}
-
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let tokens = Arc::new(TokenStore::open(&config.database_path())?);
-    if matches!(command, Command::Serve { .. }) {
-        bootstrap_admin(&tokens, &config)?;
-    }
-    let sandbox_config = config.sandbox_config();
-    let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
-        .await
-        .context("loading the sandbox")??;
-    let (store, history, neo4j) = stores::open(&config).await?;
-    let mut tools = Tools::new(sandbox, config.clone(), tokens, store, history, neo4j)?;
-    if matches!(command, Command::Serve { .. }) {
-        tools = tools.with_metrics(telemetry::install_metrics()?);
-    }
     match command {
-        Command::Serve { .. } => serve(tools, &config).await,
-        Command::Mcp => mcp::serve_stdio(tools).await,
+        Command::Serve { .. } => App::build(config, Mode::Serve).await?.serve().await,
+        Command::Mcp => App::build(config, Mode::Stdio).await?.serve_stdio().await,
         Command::Token { .. } | Command::Settings { .. } => Ok(()),
-    }
-}
-
-async fn serve(tools: Tools, config: &Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "sandgraph listening (REST on /, MCP on /mcp)");
-    // Printed on stdout too, so scripts and tests can find a port chosen with :0.
-    println!("listening on http://{address}");
-    axum::serve(listener, api::router(tools))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("sandgraph stopped");
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }

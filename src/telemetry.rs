@@ -21,7 +21,9 @@ pub fn init(format: LogFormat) {
 }
 
 /// Install the Prometheus recorder; the handle renders `/metrics`. Call once, at start.
-pub fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+pub fn install_metrics(
+    shutdown: &crate::shutdown::Shutdown,
+) -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -30,11 +32,15 @@ pub fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::Promethe
         .install_recorder()?;
     // Histograms are kept in buckets that need periodic upkeep.
     let upkeep = handle.clone();
-    tokio::spawn(async move {
+    let stop = shutdown.begun();
+    shutdown.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tokio::pin!(stop);
         loop {
-            tick.tick().await;
-            upkeep.run_upkeep();
+            tokio::select! {
+                _ = tick.tick() => upkeep.run_upkeep(),
+                () = &mut stop => return,
+            }
         }
     });
     Ok(handle)

@@ -111,7 +111,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                 "missing bearer token: send `Authorization: Bearer <token>`",
                 false,
             )),
-            Some(token) => match tools.tokens.authenticate(token) {
+            Some(token) => match crate::store::blocking(|| tools.tokens.authenticate(token)) {
                 Ok(Some(caller)) => Ok(caller),
                 Ok(None) => Err(ApiError::unauthorized("invalid or revoked token", true)),
                 Err(err) => {
@@ -130,7 +130,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                     transport,
                     request_id: id.clone(),
                     started,
-                    cancel: crate::sandbox::CancellationToken::new(),
+                    cancel: tools.shutdown.run_token(),
                 };
                 request.extensions_mut().insert(ctx);
                 next.run(request).await

@@ -339,6 +339,9 @@ pub fn streamable_http_service(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
         .with_allowed_origins(allowed_origins)
+        // At the end of the drain's grace period, sessions, streams and in-flight
+        // requests (their run tokens derive from this) are cancelled.
+        .with_cancellation_token(tools.shutdown.runs_token().child_token())
         .with_max_request_body_bytes(tools.config.max_code_bytes * 4 + (1 << 20));
     StreamableHttpService::new(
         move || Ok(SandgraphMcp::new(tools.clone(), Transport::McpHttp)),

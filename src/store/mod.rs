@@ -249,6 +249,7 @@ pub trait HistoryStore: Send + Sync {
 #[allow(clippy::type_complexity)]
 pub async fn open(
     config: &crate::config::Config,
+    shutdown: &crate::shutdown::Shutdown,
 ) -> anyhow::Result<(
     std::sync::Arc<sqlite::SqliteStore>,
     std::sync::Arc<dyn HistoryStore>,
@@ -265,9 +266,13 @@ pub async fn open(
     // Neo4j may be down at start: serve anyway (records wait in the outbox) and apply
     // the schema as soon as it answers.
     let schema_target = neo4j.clone();
-    tokio::spawn(async move {
+    let schema_shutdown = shutdown.clone();
+    shutdown.spawn(async move {
         let mut wait = std::time::Duration::from_millis(200);
         loop {
+            if schema_shutdown.is_begun() {
+                return;
+            }
             match schema_target.apply_schema().await {
                 Ok(()) => {
                     tracing::info!("Neo4j schema applied");
@@ -278,15 +283,30 @@ pub async fn open(
                         error = format!("{err:#}"),
                         "Neo4j not ready; retrying schema"
                     );
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = schema_shutdown.begun() => return,
+                    }
                     wait = (wait * 2).min(std::time::Duration::from_secs(10));
                 }
             }
         }
     });
     let stats = std::sync::Arc::new(shipper::ShipperStats::default());
-    shipper::spawn(store.clone(), neo4j.clone(), stats);
+    shipper::spawn(store.clone(), neo4j.clone(), stats, shutdown.clone());
     Ok((store, neo4j.clone(), Some(neo4j)))
+}
+
+/// Run a blocking call (SQLite) without stalling an async worker: on the multi-threaded
+/// runtime the worker hands its other tasks to the rest of the pool first
+/// (`block_in_place`); elsewhere (a current-thread runtime in a test) it just runs.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 /// Median of unsorted values.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::neo4j::Neo4jStore;
 use super::sqlite::SqliteStore;
+use crate::shutdown::Shutdown;
 
 /// Records per Neo4j transaction.
 const BATCH: usize = 2000;
@@ -24,11 +25,46 @@ pub struct ShipperStats {
     pub failures: AtomicU64,
 }
 
-/// Start the shipper task; it runs for the life of the process.
-pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<ShipperStats>) {
-    tokio::spawn(async move {
+/// How long the shipper keeps shipping after the drain began (then the outbox keeps the
+/// rest for the next start: nothing is lost either way).
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// Sleep `wait`, or less once the drain has begun (then retry at a brisk pace until
+/// [`FINAL_FLUSH`] is over).
+async fn pause(shutdown: &Shutdown, wait: Duration) {
+    let wait = if shutdown.is_begun() {
+        wait.min(Duration::from_millis(200))
+    } else {
+        wait
+    };
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = shutdown.begun() => {}
+    }
+}
+
+/// Start the shipper task; it runs until the drain, then ships what it can for
+/// [`FINAL_FLUSH`] and stops.
+pub fn spawn(
+    store: Arc<SqliteStore>,
+    neo4j: Arc<Neo4jStore>,
+    stats: Arc<ShipperStats>,
+    shutdown: Shutdown,
+) {
+    let task_shutdown = shutdown.clone();
+    shutdown.spawn(async move {
+        let shutdown = task_shutdown;
         let mut attempt = 0u32;
+        let mut flush_until: Option<std::time::Instant> = None;
         loop {
+            if shutdown.is_begun() {
+                let deadline =
+                    *flush_until.get_or_insert_with(|| std::time::Instant::now() + FINAL_FLUSH);
+                if store.outbox_depth() == 0 || std::time::Instant::now() >= deadline {
+                    tracing::info!(left = store.outbox_depth(), "shipper stopped");
+                    return;
+                }
+            }
             let batch = {
                 let store = store.clone();
                 tokio::task::spawn_blocking(move || store.outbox_batch(BATCH)).await
@@ -37,17 +73,17 @@ pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<Shipper
                 Ok(Ok(batch)) => batch,
                 Ok(Err(err)) => {
                     tracing::error!(error = format!("{err:#}"), "reading the outbox failed");
-                    tokio::time::sleep(MAX_BACKOFF).await;
+                    pause(&shutdown, MAX_BACKOFF).await;
                     continue;
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "outbox reader panicked");
-                    tokio::time::sleep(MAX_BACKOFF).await;
+                    pause(&shutdown, MAX_BACKOFF).await;
                     continue;
                 }
             };
             let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else {
-                tokio::time::sleep(IDLE).await;
+                pause(&shutdown, IDLE).await;
                 continue;
             };
             let records: Vec<_> = batch.into_iter().map(|(_, r)| r).collect();
@@ -84,7 +120,7 @@ pub fn spawn(store: Arc<SqliteStore>, neo4j: Arc<Neo4jStore>, stats: Arc<Shipper
                         depth = store.outbox_depth(),
                         "shipping to Neo4j failed"
                     );
-                    tokio::time::sleep(wait).await;
+                    pause(&shutdown, wait).await;
                 }
             }
         }

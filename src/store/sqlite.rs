@@ -348,9 +348,9 @@ fn eq(
     }
 }
 
-#[async_trait]
-impl HistoryStore for SqliteStore {
-    async fn execution_history(
+/// The history reads, synchronous; [`HistoryStore`] runs them off the async workers.
+impl SqliteStore {
+    fn execution_history_now(
         &self,
         filter: &HistoryFilter,
     ) -> Result<Page<ExecutionRecord>, QueryError> {
@@ -370,7 +370,7 @@ impl HistoryStore for SqliteStore {
         )
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    fn get_execution_now(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
         let connection = self.reader();
         let body: Option<String> = connection
             .query_row(
@@ -388,7 +388,7 @@ impl HistoryStore for SqliteStore {
             .transpose()
     }
 
-    async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
+    fn code_stats_now(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
         let connection = self.reader();
         let mut statement = connection
             .prepare_cached("SELECT caller_id, outcome, duration_seconds, ts, body FROM executions WHERE code_hash = ?1 ORDER BY ts")
@@ -438,7 +438,7 @@ impl HistoryStore for SqliteStore {
         })
     }
 
-    async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
+    fn audit_log_now(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
         let window = Window::new(&filter.since, &filter.until, filter.limit, &filter.cursor)?;
         let (mut conditions, mut values) = (Vec::new(), Vec::new());
         eq(&mut conditions, &mut values, "caller_id", &filter.caller);
@@ -452,6 +452,28 @@ impl HistoryStore for SqliteStore {
             &window,
             |e: &AuditEvent| (e.ts, e.id.clone()),
         )
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn execution_history(
+        &self,
+        filter: &HistoryFilter,
+    ) -> Result<Page<ExecutionRecord>, QueryError> {
+        super::blocking(|| self.execution_history_now(filter))
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+        super::blocking(|| self.get_execution_now(id))
+    }
+
+    async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
+        super::blocking(|| self.code_stats_now(code_hash))
+    }
+
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
+        super::blocking(|| self.audit_log_now(filter))
     }
 
     fn backend(&self) -> &'static str {

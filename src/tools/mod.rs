@@ -62,6 +62,8 @@ pub struct Tools {
     pub neo4j: Option<Arc<Neo4jStore>>,
     /// Renders `/metrics` (absent in processes that did not install a recorder).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The process's shutdown (each call's run token is a child of its runs token).
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl Tools {
@@ -76,6 +78,7 @@ impl Tools {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             metrics: None,
+            shutdown: crate::shutdown::Shutdown::new(),
             neo4j,
             audit: store.clone(),
             store,
@@ -86,6 +89,12 @@ impl Tools {
             config,
             tokens,
         })
+    }
+
+    /// Use `shutdown` for this process's drain.
+    pub fn with_shutdown(mut self, shutdown: crate::shutdown::Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Attach the Prometheus handle that renders `/metrics`.

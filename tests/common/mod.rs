@@ -218,6 +218,30 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
 }
 
 impl TestServer {
+    /// Send SIGTERM and wait (up to `within`) for the process to exit; its exit status
+    /// (None if it had to be killed) and its data dir.
+    pub fn terminate(
+        mut self,
+        within: Duration,
+    ) -> (Option<std::process::ExitStatus>, tempfile::TempDir) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for sandgraph") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self._data_dir.take().expect("data dir"))
+    }
+
     /// Kill the server with SIGKILL (no shutdown of any kind) and keep its data dir.
     pub fn kill_keep_data(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
