@@ -38,9 +38,14 @@ $(TEST_VENV)/.installed: tests/python/requirements.txt
 	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/python/requirements.txt
 	touch $@
 
+TS_CLIENT_STAMP := tests/typescript/node_modules/.installed
+$(TS_CLIENT_STAMP): tests/typescript/package.json tests/typescript/package-lock.json
+	cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## test: lint, then every test (Rust unit + integration, guest logic, MCP clients), with a
 ## real Neo4j fetched from Maven Central and started for the run (stopped even on failure)
-test: guest $(TEST_VENV)/.installed lint
+test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) lint
 	$(CARGO) build --locked
 	$(CARGO) test --locked --no-run
 	scripts/neo4j/neo4j.sh fetch
@@ -62,7 +67,7 @@ test-neo4j-outage:
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
 
-test-python: $(TEST_VENV)/.installed
+test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP)
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
 
 lint:

@@ -27,6 +27,8 @@ async def stdio_session(binary, data_dir):
         async with ClientSession(streams[0], streams[1]) as session:
             init = await session.initialize()
             assert init.server_info.name == "sandgraph"
+            # The one protocol version sandgraph advertises (and is tested with).
+            assert init.protocol_version == "2025-11-25", init.protocol_version
             yield session
 
 
