@@ -67,6 +67,7 @@ fn audit(i: u64) -> AuditEvent {
         decision: AuditDecision::Allowed,
         outcome: Some("ok".into()),
         detail: None,
+        duration_ms: Some(1.0),
     }
 }
 

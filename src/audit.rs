@@ -91,6 +91,10 @@ pub struct AuditEvent {
     pub outcome: Option<String>,
     /// Extra detail (never a token or code).
     pub detail: Option<String>,
+    /// From the call's arrival to its outcome, in milliseconds (absent on events written
+    /// before sandgraph recorded it).
+    #[serde(default)]
+    pub duration_ms: Option<f64>,
 }
 
 /// Current time as (RFC 3339, epoch milliseconds).
@@ -121,6 +125,7 @@ impl AuditEvent {
             decision,
             outcome: None,
             detail,
+            duration_ms: Some(ctx.started.elapsed().as_secs_f64() * 1000.0),
         }
     }
 
@@ -145,6 +150,7 @@ impl AuditEvent {
             decision: AuditDecision::Unauthenticated,
             outcome: None,
             detail: Some(detail.to_owned()),
+            duration_ms: None,
         }
     }
 }

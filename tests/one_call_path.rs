@@ -199,6 +199,12 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
         if expected_decision == "allowed" {
             expected.push((spec.name.to_owned(), "allowed".into(), "refused".into()));
         }
+        if events.iter().any(|e| !e["duration_ms"].is_number()) {
+            failures.push(format!(
+                "{}: an event without duration_ms: {events:?}",
+                spec.name
+            ));
+        }
         if shape != expected {
             failures.push(format!(
                 "{}: audit {shape:?}, expected {expected:?}",
