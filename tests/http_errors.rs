@@ -143,3 +143,48 @@ async fn unknown_fields_and_paths_are_refused_clearly() {
     assert_eq!(detail(&body), "no such endpoint: /no_such_tool");
     server.assert_alive().await;
 }
+
+/// Metric labels come from the matched route, never from the path a client sent: 30
+/// random paths (no token) add no series.
+#[tokio::test]
+async fn unknown_paths_add_no_metric_series() {
+    let server = TestServer::spawn();
+    let series = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("sandgraph_http_requests_total{"))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let anonymous = reqwest::Client::new();
+    let metrics = || async {
+        anonymous
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // One unknown path first, so the `unmatched` series exists before counting.
+    anonymous.get(server.url("/warm-up")).send().await.unwrap();
+    let (status, _) = server.post("/executions/abc", json!({})).await;
+    assert_eq!(status, 405);
+    let _ = server.get_json("/executions/some-id").await;
+    metrics().await; // the scrape's own series
+    let before = series(&metrics().await);
+    for i in 0..30 {
+        let response = anonymous
+            .get(server.url(&format!("/random-{i}-{}/x", std::process::id())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    let after = series(&metrics().await);
+    assert_eq!(before, after, "new series from unknown paths");
+    let text = after.iter().cloned().collect::<Vec<_>>().join("\n");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    assert!(text.contains("route=\"/executions/{id}\""), "{text}");
+    assert!(!text.contains("random-"), "{text}");
+}

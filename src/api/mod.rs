@@ -87,6 +87,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let id = request_id(&request);
+    let route = route_label(&request);
     let transport = if path == "/mcp" || path.starts_with("/mcp/") {
         Transport::McpHttp
     } else {
@@ -161,6 +162,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
         &tools,
         &method,
         &path,
+        route,
         &id,
         response.status(),
         started.elapsed(),
@@ -168,14 +170,29 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     response
 }
 
-/// The route family of a path, for metric labels (ids and slugs would explode them).
-fn route_label(path: &str) -> String {
-    let first = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    format!("/{first}")
+/// The metric label of a request: the route it matched (`/executions/{id}`), never the
+/// path a client sent, so a stranger requesting random paths adds no series.
+fn route_label(request: &Request) -> &'static str {
+    let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() else {
+        return "unmatched";
+    };
+    let matched = matched.as_str();
+    if matched == "/mcp" || matched.starts_with("/mcp/") {
+        return "/mcp";
+    }
+    // Interned: the set of routes is fixed at start-up.
+    static ROUTES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut routes = ROUTES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(route) = routes.get(matched) {
+        return route;
+    }
+    let route: &'static str = Box::leak(matched.to_owned().into_boxed_str());
+    routes.insert(route);
+    route
 }
 
 /// One log line and the HTTP metrics per request. Never logs bodies, code or tokens.
@@ -183,12 +200,12 @@ fn observe(
     tools: &Tools,
     method: &axum::http::Method,
     path: &str,
+    route: &'static str,
     id: &str,
     status: StatusCode,
     took: std::time::Duration,
 ) {
-    let route = route_label(path);
-    metrics::counter!("sandgraph_http_requests_total", "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
+    metrics::counter!("sandgraph_http_requests_total", "route" => route, "status" => status.as_u16().to_string()).increment(1);
     metrics::histogram!("sandgraph_http_request_duration_seconds", "route" => route)
         .record(took.as_secs_f64());
     let millis = took.as_secs_f64() * 1000.0;
