@@ -519,6 +519,101 @@ fn collect_names(value: &BoltType, labels: &mut BTreeSet<String>, types: &mut BT
     }
 }
 
+/// Why a graph operation run on a caller's behalf failed, in terms that need no driver
+/// types: the tools map each to one answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// A parameter value Neo4j cannot take.
+    #[error("{0}")]
+    BadParameter(String),
+    /// Neo4j's own refusal (syntax, access mode, its transaction timeout): the caller's
+    /// to fix.
+    #[error("{message} ({code})")]
+    Refused {
+        /// Neo4j's message.
+        message: String,
+        /// Neo4j's status code.
+        code: String,
+    },
+    /// The caller's query outlived sandgraph's wait.
+    #[error(transparent)]
+    TimedOut(#[from] QueryTimedOut),
+    /// Neo4j is down or the connection failed.
+    #[error("Neo4j unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+impl GraphError {
+    fn classify(err: anyhow::Error) -> Self {
+        let err = match err.downcast::<QueryTimedOut>() {
+            Ok(timed_out) => return GraphError::TimedOut(timed_out),
+            Err(err) => err,
+        };
+        if let Some(neo4rs::Error::Neo4j(neo)) = err.downcast_ref::<neo4rs::Error>() {
+            return GraphError::Refused {
+                message: neo.message().to_owned(),
+                code: neo.code().to_owned(),
+            };
+        }
+        GraphError::Unavailable(err)
+    }
+}
+
+fn json_params(params: &Map<String, Value>) -> Result<BoltType, GraphError> {
+    bolt(Value::Object(params.clone())).map_err(|e| GraphError::BadParameter(e.to_string()))
+}
+
+impl Neo4jStore {
+    /// [`Self::explain`] with JSON parameters and a typed error.
+    pub async fn explain_caller(
+        &self,
+        cypher: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Explained, GraphError> {
+        let params = json_params(params)?;
+        self.explain(cypher, params)
+            .await
+            .map_err(GraphError::classify)
+    }
+
+    /// Run a caller's read query with JSON parameters (READ mode, at most `max_rows`).
+    pub async fn read_caller(
+        &self,
+        cypher: &str,
+        params: &Map<String, Value>,
+        max_rows: usize,
+    ) -> Result<CallerRows, GraphError> {
+        let q = with_params(query(cypher), json_params(params)?);
+        self.read_caller_rows(q, max_rows)
+            .await
+            .map_err(GraphError::classify)
+    }
+
+    /// Which of `keys` name no knowledge-graph node.
+    pub async fn missing_graph_keys(&self, keys: &[&str]) -> Result<Vec<String>, GraphError> {
+        let keys =
+            bolt(serde_json::json!(keys)).map_err(|e| GraphError::BadParameter(e.to_string()))?;
+        let q = query("UNWIND $keys AS k OPTIONAL MATCH (n:GraphNode {key: k}) WITH k, n WHERE n IS NULL RETURN collect(k) AS missing").param("keys", keys);
+        let (rows, _) = self.read_rows(q, 1).await.map_err(GraphError::classify)?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get("missing"))
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default())
+    }
+
+    /// Run `statements` (Cypher text, the JSON list bound to `$rows`) in one write
+    /// transaction.
+    pub async fn write_rows(&self, statements: Vec<(String, Value)>) -> Result<(), GraphError> {
+        let mut queries = Vec::new();
+        for (cypher, rows) in statements {
+            let rows = bolt(rows).map_err(|e| GraphError::BadParameter(e.to_string()))?;
+            queries.push(query(&cypher).param("rows", rows));
+        }
+        self.write(queries).await.map_err(GraphError::classify)
+    }
+}
+
 /// Attach a JSON-object parameter map to a query.
 pub fn with_params(mut q: Query, params: BoltType) -> Query {
     if let BoltType::Map(map) = params {
@@ -555,7 +650,7 @@ enum Origin {
 /// A caller's query ran longer than sandgraph waits for it.
 #[derive(Debug, thiserror::Error)]
 #[error("the query ran longer than {0:?}; sandgraph stopped waiting for it")]
-pub(crate) struct QueryTimedOut(pub(crate) Duration);
+pub struct QueryTimedOut(pub Duration);
 
 fn is_connection_failure(err: &anyhow::Error) -> bool {
     if err.is::<QueryTimedOut>() {

@@ -13,8 +13,7 @@ use crate::cypher_guard::{
     GraphScope, Refused, TextRefusal, check_text, is_record_label, is_record_relationship_type,
 };
 use crate::store::ExecutionRecord;
-use crate::store::neo4j::{Neo4jStore, QueryKind, bolt, group_by, with_params};
-use neo4rs::query;
+use crate::store::neo4j::{GraphError, Neo4jStore, QueryKind, group_by};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -287,14 +286,11 @@ async fn upsert(
         .filter(|k| !given.contains(k))
         .collect();
     if !wanted.is_empty() {
-        let keys = bolt(json!(wanted)).map_err(ToolError::Internal)?;
-        let q = query("UNWIND $keys AS k OPTIONAL MATCH (n:GraphNode {key: k}) WITH k, n WHERE n IS NULL RETURN collect(k) AS missing").param("keys", keys);
-        let (rows, _) = store.read_rows(q, 1).await.map_err(unavailable)?;
-        let missing: Vec<String> = rows
-            .first()
-            .and_then(|r| r.get("missing"))
-            .and_then(|m| serde_json::from_value(m.clone()).ok())
-            .unwrap_or_default();
+        let wanted: Vec<&str> = wanted.into_iter().collect();
+        let missing = store
+            .missing_graph_keys(&wanted)
+            .await
+            .map_err(|e| graph_error("relationships", "upsert", e))?;
         if !missing.is_empty() {
             return Err(ToolError::invalid(
                 "relationships",
@@ -306,7 +302,7 @@ async fn upsert(
         }
     }
 
-    let mut queries = Vec::new();
+    let mut statements = Vec::new();
     let nodes = group_by(
         request
             .nodes
@@ -329,7 +325,7 @@ async fn upsert(
         } else {
             cypher
         };
-        queries.push(query(&cypher).param("rows", bolt(json!(rows)).map_err(ToolError::Internal)?));
+        statements.push((cypher, json!(rows)));
     }
     let rels = group_by(
         request
@@ -347,22 +343,12 @@ async fn upsert(
         let cypher = format!(
             "UNWIND $rows AS r MATCH (a:GraphNode {{key: r.start}}) MATCH (b:GraphNode {{key: r.end}}) MERGE (a)-[x:`{rel_type}`]->(b) SET x += r.properties"
         );
-        queries.push(query(&cypher).param("rows", bolt(json!(rows)).map_err(ToolError::Internal)?));
+        statements.push((cypher, json!(rows)));
     }
     store
-        .write(queries)
+        .write_rows(statements)
         .await
-        .map_err(|e| match e.downcast_ref::<neo4rs::Error>() {
-            Some(neo4rs::Error::Neo4j(neo)) => ToolError::invalid(
-                "nodes",
-                format!(
-                    "Neo4j refused the upsert: {} ({})",
-                    neo.message(),
-                    neo.code()
-                ),
-            ),
-            _ => unavailable(e),
-        })?;
+        .map_err(|e| graph_error("nodes", "upsert", e))?;
     let node_count = request.nodes.len();
     let relationship_count = request.relationships.len();
     Ok(GraphUpsertResponse {
@@ -443,12 +429,10 @@ async fn query_graph(
         TextRefusal::Forbidden(detail) => ToolError::Forbidden { detail },
     })?;
     let scope = GraphScope::for_role(ctx.caller.role);
-    let params = bolt(Value::Object(request.parameters.clone()))
-        .map_err(|e| ToolError::invalid("parameters", e.to_string()))?;
     let explained = store
-        .explain(&request.cypher, params.clone())
+        .explain_caller(&request.cypher, &request.parameters)
         .await
-        .map_err(|e| neo4j_error("cypher", e))?;
+        .map_err(|e| graph_error("cypher", "query", e))?;
     let not_a_read = || {
         ToolError::invalid(
             "cypher",
@@ -475,11 +459,10 @@ async fn query_graph(
     if explained.kind != QueryKind::Read {
         return Err(not_a_read());
     }
-    let q = with_params(query(&request.cypher), params);
     let rows = store
-        .read_caller_rows(q, MAX_ROWS)
+        .read_caller(&request.cypher, &request.parameters, MAX_ROWS)
         .await
-        .map_err(|e| neo4j_error("cypher", e))?;
+        .map_err(|e| graph_error("cypher", "query", e))?;
     scope
         .check_returned(&rows.labels, &rows.relationship_types)
         .map_err(refused)?;
@@ -495,22 +478,19 @@ fn refused(refusal: Refused) -> ToolError {
     ToolError::Forbidden { detail: refusal.0 }
 }
 
-/// Neo4j's refusals (syntax, access mode) are the caller's to fix (422); anything else
-/// means Neo4j is unavailable (503).
-fn neo4j_error(field: &'static str, err: anyhow::Error) -> ToolError {
-    if let Some(timed_out) = err.downcast_ref::<crate::store::neo4j::QueryTimedOut>() {
-        return ToolError::invalid(field, format!("graph_query: {timed_out}"));
-    }
-    match err.downcast_ref::<neo4rs::Error>() {
-        Some(neo4rs::Error::Neo4j(neo)) => ToolError::invalid(
+/// Neo4j's refusals (syntax, access mode) and runaway queries are the caller's to fix
+/// (422); anything else means Neo4j is unavailable (503).
+fn graph_error(field: &'static str, what: &str, err: GraphError) -> ToolError {
+    match err {
+        GraphError::BadParameter(detail) => ToolError::invalid("parameters", detail),
+        GraphError::Refused { message, code } => ToolError::invalid(
             field,
-            format!(
-                "Neo4j refused the query: {} ({})",
-                neo.message(),
-                neo.code()
-            ),
+            format!("Neo4j refused the {what}: {message} ({code})"),
         ),
-        _ => unavailable(err),
+        GraphError::TimedOut(timed_out) => {
+            ToolError::invalid(field, format!("graph_query: {timed_out}"))
+        }
+        GraphError::Unavailable(err) => unavailable(err),
     }
 }
 
@@ -544,10 +524,10 @@ mod tests {
 
     #[test]
     fn a_query_sandgraph_stopped_waiting_for_is_the_callers_error() {
-        let err = anyhow::Error::from(crate::store::neo4j::QueryTimedOut(
+        let err = GraphError::TimedOut(crate::store::neo4j::QueryTimedOut(
             std::time::Duration::from_secs(10),
         ));
-        match neo4j_error("cypher", err) {
+        match graph_error("cypher", "query", err) {
             ToolError::Invalid { field, detail } => {
                 assert_eq!(field, "cypher");
                 assert_eq!(
@@ -559,7 +539,11 @@ mod tests {
         }
         // Anything else that is not Neo4j's own answer means Neo4j is unavailable.
         assert!(matches!(
-            neo4j_error("cypher", anyhow::anyhow!("connection reset")),
+            graph_error(
+                "cypher",
+                "query",
+                GraphError::Unavailable(anyhow::anyhow!("connection reset"))
+            ),
             ToolError::Busy { .. }
         ));
     }
