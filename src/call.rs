@@ -294,9 +294,16 @@ async fn admit(
     let mut event = AuditEvent::new(ctx, name, decision, Some(detail));
     event.outcome = Some("refused".to_owned());
     observe(ctx, name, "refused", false);
-    // A denial is answered whether or not its event is durable yet: refusing a refusal
-    // with 503 helps nobody, and denials must stay cheap.
-    tools.store.append_later(vec![Record::Audit(event)]);
+    if decision == AuditDecision::RateLimited {
+        // A caller over its limit may be flooding: its refusals must not cost a durable
+        // commit each (the writer's capacity belongs to admitted calls). Queued, not
+        // awaited.
+        tools.store.append_later(vec![Record::Audit(event)]);
+    } else {
+        // A forbidden call is rare and worth an admin's attention: committed before the
+        // answer like every other outcome.
+        commit(tools, vec![Record::Audit(event)]).await?;
+    }
     Err(error)
 }
 

@@ -128,7 +128,20 @@ async fn an_mcp_cancelled_notification_stops_the_run() {
         started.elapsed() < Duration::from_secs(20),
         "not stopped by its 30 s timeout"
     );
-    let (_, page) = get_as(&server, http, "/execution_history?tool=execute_code").await;
+    // The slot is free before the record is committed: wait for it.
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        page = get_as(&server, http, "/execution_history?tool=execute_code")
+            .await
+            .1;
+        if page["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let outcomes: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
