@@ -225,14 +225,24 @@ impl Neo4jStore {
         q: Query,
         max_rows: usize,
     ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
-        self.read_rows_as(Origin::Sandgraph, q, max_rows).await
+        let rows = self.read_rows_as(Origin::Sandgraph, q, max_rows).await?;
+        Ok((rows.rows, rows.truncated))
     }
 
     /// Run a caller's read query (`graph_query`): rows as JSON maps, plus every label and
     /// relationship type of the nodes, relationships and paths the rows carry (the
     /// guard's last layer looks at them).
     pub async fn read_caller_rows(&self, q: Query, max_rows: usize) -> anyhow::Result<CallerRows> {
-        self.guarded_as(Origin::Caller, "query", async {
+        self.read_rows_as(Origin::Caller, q, max_rows).await
+    }
+
+    async fn read_rows_as(
+        &self,
+        origin: Origin,
+        q: Query,
+        max_rows: usize,
+    ) -> anyhow::Result<CallerRows> {
+        self.guarded_as(origin, "query", async {
             let mut stream = self.graph.execute_read(q).await?;
             let mut out = CallerRows::default();
             while let Some(row) = stream.next().await? {
@@ -251,35 +261,6 @@ impl Neo4jStore {
                 out.rows.push(map);
             }
             Ok(out)
-        })
-        .await
-    }
-
-    async fn read_rows_as(
-        &self,
-        origin: Origin,
-        q: Query,
-        max_rows: usize,
-    ) -> anyhow::Result<(Vec<Map<String, Value>>, bool)> {
-        self.guarded_as(origin, "query", async {
-            let mut stream = self.graph.execute_read(q).await?;
-            let mut rows = Vec::new();
-            let mut truncated = false;
-            while let Some(row) = stream.next().await? {
-                if rows.len() == max_rows {
-                    truncated = true;
-                    break;
-                }
-                let mut map = Map::new();
-                for key in row.keys() {
-                    let value: BoltType = row
-                        .get(&key.value)
-                        .unwrap_or(BoltType::Null(neo4rs::BoltNull));
-                    map.insert(key.value.clone(), to_json(&value));
-                }
-                rows.push(map);
-            }
-            Ok((rows, truncated))
         })
         .await
     }
