@@ -14,8 +14,7 @@ use sandgraph::tools::registry;
 use serde_json::{Value, json};
 
 /// Arguments that make each tool succeed for a caller allowed to call it.
-fn sample_arguments(tool: &str, server: &TestServer, known: &Known) -> Value {
-    let _ = server;
+fn sample_arguments(tool: &str, known: &Known) -> Value {
     match tool {
         "execute_code" => json!({"code": "print(1)"}),
         "lint_code" => json!({"code": "x = 1\n"}),
@@ -128,7 +127,7 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
         let name = format!("{}-{}", spec.name, uuid_like());
         let client = client_with_token(&server.create_token(role, &name));
         let caller = caller_id(&server, &name);
-        let args = sample_arguments(spec.name, &server, &known);
+        let args = sample_arguments(spec.name, &known);
         let (status, body) = rest(&server, &client, spec.rest.method, spec.rest.path, &args).await;
         if status != spec.rest.status {
             failures.push(format!("{} allowed call: {status} {body}", spec.name));

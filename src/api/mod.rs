@@ -1,18 +1,19 @@
-//! The REST API: one axum route per tool with the JSON contract of the platform we
-//! replace, `/prompts`, `/health`, and the MCP streamable-HTTP service mounted at
-//! `/mcp`. A middleware authenticates every request except the open ones; handlers only
-//! adapt: parse, call `tools::*`, serialise.
+//! The REST API: one route per registered tool (generated from its `ToolSpec`, with the
+//! JSON contract of the platform we replace), `/prompts`, `/health`, and the MCP
+//! streamable-HTTP service mounted at `/mcp`. A middleware authenticates every request
+//! except the open ones; handlers only adapt: read the arguments, hand them to the one
+//! pipeline (`crate::call`), serialise.
 
 mod error;
 
-use axum::extract::rejection::JsonRejection;
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Path, RawPathParams, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Extension, Json, Router};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
@@ -29,25 +30,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Paths anyone may call: liveness and readiness probes and Prometheus scraping must work
 /// without credentials, and reveal no user data.
 const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
-
-/// A JSON body whose rejections become [`ApiError`]s (`{"detail": ...}`), not axum's
-/// plain-text defaults.
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state)
-            .await
-            .map_err(|e: JsonRejection| ApiError::from(e))?;
-        Ok(ApiJson(value))
-    }
-}
 
 /// Build the whole HTTP application.
 pub fn router(tools: Tools) -> Router {
@@ -232,7 +214,7 @@ fn tool_routes(mut router: Router<Tools>) -> Router<Tools> {
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            async move { rest_call(tools, ctx, tool.as_ref(), params, request).await }
+            async move { rest_call(tools, ctx, tool, params, request).await }
         };
         let method = match spec.rest.method {
             RestMethod::Post => axum::routing::post(handler),
@@ -251,22 +233,11 @@ fn tool_routes(mut router: Router<Tools>) -> Router<Tools> {
     router
 }
 
-/// The registered tool named `name` (owned, for a spawned task).
-fn registry_tool(name: &str) -> Option<std::sync::Arc<dyn DynTool>> {
-    static REGISTRY: std::sync::OnceLock<Vec<std::sync::Arc<dyn DynTool>>> =
-        std::sync::OnceLock::new();
-    REGISTRY
-        .get_or_init(registry::all)
-        .iter()
-        .find(|t| t.spec().name == name)
-        .cloned()
-}
-
 /// Read a tool call's arguments from the request and run it through [`call`].
 async fn rest_call(
     tools: Tools,
     ctx: CallContext,
-    tool: &dyn DynTool,
+    tool: Arc<dyn DynTool>,
     params: Vec<(String, String)>,
     request: Request,
 ) -> Response {
@@ -297,15 +268,7 @@ async fn rest_call(
     // away, hyper drops this future, the guard fires `cancel`, and the run stops within
     // an epoch tick and is recorded as `cancelled`.
     let guard = ctx.cancel.clone().drop_guard();
-    let task = {
-        let tool = registry_tool(spec.name);
-        tokio::spawn(async move {
-            match tool {
-                Some(tool) => tool.call(&tools, &ctx, args).await,
-                None => Err(ToolError::Internal(anyhow::anyhow!("tool vanished"))),
-            }
-        })
-    };
+    let task = tokio::spawn(async move { tool.call(&tools, &ctx, args).await });
     let result = task.await.unwrap_or_else(|e| {
         Err(ToolError::Internal(anyhow::anyhow!(
             "tool task failed: {e}"

@@ -35,7 +35,7 @@ The prompts (and the sandgraph://prompts/* resources) explain each tool and the 
 pub struct SandgraphMcp {
     tools: Tools,
     transport: Transport,
-    registry: Arc<Vec<Arc<dyn DynTool>>>,
+    registry: &'static [Arc<dyn DynTool>],
 }
 
 /// Turn a tool refusal into an MCP tool error (`isError: true`) whose text is the same
@@ -81,6 +81,18 @@ fn request_error(err: ToolError) -> ErrorData {
     }
 }
 
+/// The MCP descriptions of the registered tools (in registry order), built once: their
+/// schemas never change while the process runs.
+fn mcp_tools() -> &'static [Tool] {
+    static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        registry::all()
+            .iter()
+            .map(|tool| mcp_tool(tool.as_ref()))
+            .collect()
+    })
+}
+
 /// The MCP description of a registered tool.
 fn mcp_tool(tool: &dyn DynTool) -> Tool {
     let spec = tool.spec();
@@ -104,7 +116,7 @@ impl SandgraphMcp {
         Self {
             tools,
             transport,
-            registry: Arc::new(registry::all()),
+            registry: registry::all(),
         }
     }
 
@@ -158,17 +170,15 @@ impl ServerHandler for SandgraphMcp {
         let tools = self
             .registry
             .iter()
-            .filter(|tool| ctx.caller.role >= tool.spec().least_role())
-            .map(|tool| mcp_tool(tool.as_ref()))
+            .zip(mcp_tools())
+            .filter(|(tool, _)| ctx.caller.role >= tool.spec().least_role())
+            .map(|(_, listed)| listed.clone())
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.registry
-            .iter()
-            .find(|tool| tool.spec().name == name)
-            .map(|tool| mcp_tool(tool.as_ref()))
+        mcp_tools().iter().find(|tool| tool.name == name).cloned()
     }
 
     async fn call_tool(

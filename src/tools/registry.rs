@@ -1,14 +1,19 @@
 //! Every tool, once. REST routes, MCP tools, schemas and the role table are generated
 //! from this list; adding a tool is a new file under `tools/` and one line here.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::call::DynTool;
 
 use super::{execute, generate, graph, history, lint, test, tokens};
 
-/// The tools, in the order MCP lists them.
-pub fn all() -> Vec<Arc<dyn DynTool>> {
+/// The tools, in the order MCP lists them: built once, shared by every transport.
+pub fn all() -> &'static [Arc<dyn DynTool>] {
+    static TOOLS: OnceLock<Vec<Arc<dyn DynTool>>> = OnceLock::new();
+    TOOLS.get_or_init(build)
+}
+
+fn build() -> Vec<Arc<dyn DynTool>> {
     vec![
         Arc::new(execute::ExecuteCode),
         Arc::new(lint::LintCode),
