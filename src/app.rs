@@ -122,6 +122,13 @@ impl App {
         if !self.shutdown.wait_for_tasks(Duration::from_secs(10)).await {
             tracing::warn!("background tasks still running at exit");
         }
+        // Last: runs needed the ticks until now.
+        if !self.tools.sandbox.stop_ticker() {
+            tracing::warn!(
+                active_runs = self.tools.sandbox.status().active_runs,
+                "runs still in flight at exit; the epoch ticker keeps them interruptible"
+            );
+        }
         tracing::info!(
             outbox_depth = self.tools.store.outbox_depth(),
             "sandgraph stopped"

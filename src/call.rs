@@ -137,12 +137,22 @@ pub enum Args {
     Unreadable(ToolError),
 }
 
-/// A finished call: the result as JSON, and its text rendering.
+/// A finished call: the result as JSON, and its text rendering when the transport asked
+/// for one (MCP shows it; REST does not, so it does not pay for it).
 pub struct Called {
     /// The response as JSON (REST body, MCP `structuredContent`).
     pub body: Value,
-    /// The text rendering (MCP text content).
-    pub text: String,
+    /// The text rendering (MCP text content), if asked for.
+    pub text: Option<String>,
+}
+
+/// Whether the transport shows a text rendering of the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// JSON only (REST).
+    JsonOnly,
+    /// JSON and a concise text (MCP).
+    WithText,
 }
 
 /// A [`Tool`] with its types erased, so a registry can hold them all.
@@ -155,8 +165,13 @@ pub trait DynTool: Send + Sync {
     /// JSON Schema of its result.
     fn output_schema(&self) -> serde_json::Map<String, Value>;
     /// Run one call through the pipeline.
-    async fn call(&self, tools: &Tools, ctx: &CallContext, args: Args)
-    -> Result<Called, ToolError>;
+    async fn call(
+        &self,
+        tools: &Tools,
+        ctx: &CallContext,
+        args: Args,
+        rendering: Rendering,
+    ) -> Result<Called, ToolError>;
 }
 
 #[async_trait]
@@ -178,11 +193,13 @@ impl<T: Tool> DynTool for T {
         tools: &Tools,
         ctx: &CallContext,
         args: Args,
+        rendering: Rendering,
     ) -> Result<Called, ToolError> {
         let response = pipeline(tools, ctx, self, || parse::<T::Request>(args)).await?;
         let body = serde_json::to_value(&response)
             .map_err(|e| ToolError::Internal(anyhow::anyhow!("serialising the result: {e}")))?;
-        let text = response.render().unwrap_or_else(|| body.to_string());
+        let text = (rendering == Rendering::WithText)
+            .then(|| response.render().unwrap_or_else(|| body.to_string()));
         Ok(Called { body, text })
     }
 }

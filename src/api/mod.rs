@@ -268,7 +268,10 @@ async fn rest_call(
     // away, hyper drops this future, the guard fires `cancel`, and the run stops within
     // an epoch tick and is recorded as `cancelled`.
     let guard = ctx.cancel.clone().drop_guard();
-    let task = tokio::spawn(async move { tool.call(&tools, &ctx, args).await });
+    let task = tokio::spawn(async move {
+        tool.call(&tools, &ctx, args, call::Rendering::JsonOnly)
+            .await
+    });
     let result = task.await.unwrap_or_else(|e| {
         Err(ToolError::Internal(anyhow::anyhow!(
             "tool task failed: {e}"

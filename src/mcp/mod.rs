@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{CallContext, Transport};
 use crate::auth::{Caller, Endpoint};
-use crate::call::{self, Args, DynTool};
+use crate::call::{self, Args, DynTool, Rendering};
 use crate::tools::{self, ToolError, Tools, registry};
 
 /// Instructions sent to MCP clients at initialisation.
@@ -203,9 +203,14 @@ impl ServerHandler for SandgraphMcp {
                 .map(Value::Object)
                 .unwrap_or_else(|| Value::Object(Default::default())),
         );
-        let result = match tool.call(&self.tools, &ctx, args).await {
+        let result = match tool
+            .call(&self.tools, &ctx, args, Rendering::WithText)
+            .await
+        {
             Ok(called) => {
-                let mut result = CallToolResult::success(vec![ContentBlock::text(called.text)]);
+                let mut result = CallToolResult::success(vec![ContentBlock::text(
+                    called.text.unwrap_or_default(),
+                )]);
                 result.structured_content = Some(called.body);
                 result
             }

@@ -183,9 +183,14 @@ pub(crate) fn verify_pool_reset(engine: &Engine) -> anyhow::Result<()> {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, for all stores.
-/// Stops when dropped.
+///
+/// A thread of its own, not a task: it must keep ticking while every async worker is
+/// busy with guests (the ticks are what make those guests yield). It runs until the
+/// drain is over ([`EpochTicker::stop`], called by the app once no run is left) or the
+/// engine is dropped.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl EpochTicker {
@@ -193,7 +198,7 @@ impl EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sandgraph-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
@@ -205,7 +210,31 @@ impl EpochTicker {
                 }
             })
             .context("starting the epoch ticker thread")?;
-        Ok(Self { stop })
+        Ok(Self {
+            stop,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Stop ticking and wait for the thread (at most one tick). Runs still in flight
+    /// would no longer be interrupted, so only call this when none is left.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the epoch ticker thread panicked");
+        }
+    }
+
+    /// Whether the thread is still ticking.
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
     }
 }
 

@@ -190,7 +190,7 @@ struct Inner {
     slots: Semaphore,
     active: AtomicUsize,
     started: AtomicU64,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 /// One Python entry point and its arguments.
@@ -283,7 +283,7 @@ impl Sandbox {
                 config,
                 active: AtomicUsize::new(0),
                 started: AtomicU64::new(0),
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -291,6 +291,22 @@ impl Sandbox {
     /// The guest build id: part of every cache key, so a new guest never serves stale results.
     pub fn build_id(&self) -> &str {
         &self.inner.build_id
+    }
+
+    /// The end of the drain: stop the epoch ticker, if no run is left (a run still in
+    /// flight needs the ticks to yield and to time out, so then it keeps ticking until
+    /// the process exits). Whether it stopped.
+    pub fn stop_ticker(&self) -> bool {
+        if self.inner.active.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        self.inner.ticker.stop();
+        true
+    }
+
+    /// Whether the epoch ticker is running.
+    pub fn ticker_running(&self) -> bool {
+        self.inner.ticker.is_running()
     }
 
     /// Current state for `/health`.
