@@ -40,7 +40,11 @@ impl App {
     pub async fn build(config: Config, mode: Mode) -> anyhow::Result<App> {
         let config = Arc::new(config);
         let shutdown = Shutdown::new();
-        let tokens = Arc::new(TokenStore::open(&config.database_path())?);
+        let tokens = Arc::new(TokenStore::open_with(
+            &config.database_path(),
+            !config.token_reload.is_zero(),
+        )?);
+        spawn_token_reload(&tokens, config.token_reload, &shutdown);
         if mode == Mode::Serve {
             bootstrap_admin(&tokens, &config)?;
         }
@@ -134,6 +138,34 @@ impl App {
             "sandgraph stopped"
         );
     }
+}
+
+/// The backstop reload of the memory copy of active tokens (see [`TokenStore`]).
+fn spawn_token_reload(tokens: &Arc<TokenStore>, every: Duration, shutdown: &Shutdown) {
+    if every.is_zero() {
+        return;
+    }
+    let (tokens, begun) = (tokens.clone(), shutdown.begun());
+    shutdown.spawn(async move {
+        tokio::pin!(begun);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut begun => return,
+            }
+            let tokens = tokens.clone();
+            match tokio::task::spawn_blocking(move || tokens.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = format!("{err:#}"), "reloading tokens failed")
+                }
+                Err(err) => tracing::warn!(error = %err, "token reload task failed"),
+            }
+        }
+    });
 }
 
 /// Make sure someone can call the server: take `SANDGRAPH_ADMIN_TOKEN`, or on the very

@@ -2,8 +2,9 @@
 //! hashes in the embedded database, three roles, and the table of which role each
 //! endpoint needs. Transports authenticate here; tools never see tokens.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -171,10 +172,55 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
-/// Tokens, stored as SHA-256 hashes in SQLite. Every check reads the database, so a
-/// token revoked by `sandgraph token revoke` in another process is refused at once.
+/// Tokens, stored as SHA-256 hashes in SQLite, with every active one also held in
+/// memory so that authenticating a request costs no database read and no thread
+/// hand-off ([`TokenStore::cached`]).
+///
+/// The memory copy is never stale when it answers: every change made through a
+/// `TokenStore` (this server's `create_token`/`revoke_token`, or `sandgraph token ...` in
+/// another process) rewrites a small *change stamp* file next to the database, and
+/// [`TokenStore::cached`] compares the file's identity (inode, size, mtime: one `stat`;
+/// every change makes it longer)
+/// with the one the copy was loaded at. If they differ, the caller reloads off the async
+/// workers ([`TokenStore::authenticate`]), so a token revoked by the CLI is refused on
+/// the very next request. A periodic reload ([`TokenStore::reload`], every
+/// `SANDGRAPH_TOKEN_RELOAD_MS`) also catches edits that bypass `TokenStore` (e.g. the
+/// `sqlite3` shell).
 pub struct TokenStore {
     connection: Mutex<Connection>,
+    stamp_path: PathBuf,
+    /// `None` when the memory copy is off (`SANDGRAPH_TOKEN_RELOAD_MS=0`).
+    active: Option<RwLock<Active>>,
+}
+
+/// The active tokens as of `stamp`.
+struct Active {
+    stamp: Option<Stamp>,
+    by_hash: HashMap<[u8; 32], Caller>,
+}
+
+/// A change stamp file's identity.
+type Stamp = (u64, u64, i64, i64);
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
+}
+
+/// The stamp file is replaced by a fresh one past this size (about 30,000 changes).
+const STAMP_ROTATE_BYTES: u64 = 1 << 20;
+
+/// What the memory copy says about a presented token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// A valid token's caller.
+    Valid(Caller),
+    /// Not a valid token (unknown or revoked).
+    Invalid,
+    /// Tokens changed since the copy was loaded (or the copy is off): ask
+    /// [`TokenStore::authenticate`], off the async workers.
+    Unknown,
 }
 
 /// Prefix of every token we mint (makes leaked tokens easy to grep for).
@@ -185,8 +231,14 @@ fn hash_token(token: &str) -> [u8; 32] {
 }
 
 impl TokenStore {
-    /// Open (creating if needed) the token table in the database at `path`.
+    /// Open (creating if needed) the token table in the database at `path`, with the
+    /// memory copy of active tokens on.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// [`Self::open`]; `in_memory: false` reads the database on every check.
+    pub fn open_with(path: &Path, in_memory: bool) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -205,9 +257,97 @@ impl TokenStore {
                  revoked_at TEXT
              );",
         )?;
-        Ok(Self {
+        let mut stamp_path = path.as_os_str().to_owned();
+        stamp_path.push(".tokens-changed");
+        let store = Self {
             connection: Mutex::new(connection),
-        })
+            stamp_path: PathBuf::from(stamp_path),
+            active: in_memory.then(|| {
+                RwLock::new(Active {
+                    stamp: None,
+                    by_hash: HashMap::new(),
+                })
+            }),
+        };
+        store.reload()?;
+        Ok(store)
+    }
+
+    /// What the memory copy says about `token`: no database read, one `stat`.
+    pub fn cached(&self, token: &str) -> Cached {
+        let Some(active) = &self.active else {
+            return Cached::Unknown;
+        };
+        let now = stamp_of(&self.stamp_path);
+        let active = active.read().unwrap_or_else(|e| e.into_inner());
+        if now != active.stamp {
+            return Cached::Unknown;
+        }
+        // A lookup by SHA-256 of a 256-bit secret: timing tells an attacker nothing
+        // about a valid token's hash that could help guess the token.
+        match active.by_hash.get(&hash_token(token)) {
+            Some(caller) => Cached::Valid(caller.clone()),
+            None => Cached::Invalid,
+        }
+    }
+
+    /// Reload the memory copy from the database (blocking; off the async workers).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(active) = &self.active else {
+            return Ok(());
+        };
+        // The stamp first: a change after this read makes the copy stale again.
+        let stamp = stamp_of(&self.stamp_path);
+        let by_hash = {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT id, name, role, hash FROM tokens WHERE revoked_at IS NULL",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                ))
+            })?;
+            let mut by_hash = HashMap::new();
+            for row in rows {
+                let (id, name, role, hash) = row?;
+                let (Some(role), Ok(hash)) = (Role::parse(&role), <[u8; 32]>::try_from(hash))
+                else {
+                    continue;
+                };
+                by_hash.insert(hash, Caller { id, name, role });
+            }
+            by_hash
+        };
+        *active.write().unwrap_or_else(|e| e.into_inner()) = Active { stamp, by_hash };
+        Ok(())
+    }
+
+    /// Tell every process holding a memory copy (this one included) that tokens changed:
+    /// append a line to the stamp file, so its size grows with every change (its mtime
+    /// alone is too coarse to tell two quick changes apart). Past [`STAMP_ROTATE_BYTES`]
+    /// it is replaced by a fresh file (a new inode).
+    fn changed(&self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let line = format!("{}\n", chrono::Utc::now().to_rfc3339());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stamp_path)
+            .with_context(|| format!("opening {}", self.stamp_path.display()))?;
+        file.write_all(line.as_bytes())
+            .with_context(|| format!("writing {}", self.stamp_path.display()))?;
+        if file.metadata().map(|m| m.len()).unwrap_or(0) > STAMP_ROTATE_BYTES {
+            let mut fresh = self.stamp_path.as_os_str().to_owned();
+            fresh.push(format!(".{}", uuid::Uuid::new_v4().simple()));
+            let fresh = PathBuf::from(fresh);
+            std::fs::write(&fresh, line)?;
+            std::fs::rename(&fresh, &self.stamp_path)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -257,6 +397,7 @@ impl TokenStore {
                 info.created_at
             ],
         )?;
+        self.changed()?;
         Ok(info)
     }
 
@@ -293,11 +434,34 @@ impl TokenStore {
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, chrono::Utc::now().to_rfc3339()],
         )?;
+        if changed == 1 {
+            self.changed()?;
+        }
         Ok(changed == 1)
     }
 
-    /// The caller a presented token belongs to, if it is valid and not revoked.
+    /// The caller a presented token belongs to, if it is valid and not revoked
+    /// (blocking: reloads a stale memory copy, or reads the database when it is off).
     pub fn authenticate(&self, token: &str) -> anyhow::Result<Option<Caller>> {
+        if self.active.is_some() {
+            match self.cached(token) {
+                Cached::Valid(caller) => return Ok(Some(caller)),
+                Cached::Invalid => return Ok(None),
+                Cached::Unknown => {
+                    self.reload()?;
+                    return Ok(match self.cached(token) {
+                        Cached::Valid(caller) => Some(caller),
+                        Cached::Invalid => None,
+                        // Changed again while reloading: the database decides.
+                        Cached::Unknown => self.authenticate_in_database(token)?,
+                    });
+                }
+            }
+        }
+        self.authenticate_in_database(token)
+    }
+
+    fn authenticate_in_database(&self, token: &str) -> anyhow::Result<Option<Caller>> {
         let presented = hash_token(token);
         let row: Option<(String, String, String, Vec<u8>)> = self
             .lock()
@@ -350,5 +514,65 @@ mod tests {
         assert_ne!(raw, token.as_bytes());
         assert!(store.revoke(&info.id).unwrap());
         assert!(store.authenticate(&token).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_memory_copy_sees_changes_made_by_another_process_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let server = TokenStore::open(&db).unwrap();
+        // `sandgraph token ...` in another process: its own store on the same file.
+        let cli = TokenStore::open(&db).unwrap();
+        let (info, token) = cli.create("ci", Role::Agent).unwrap();
+        assert_eq!(
+            server.cached(&token),
+            Cached::Unknown,
+            "a change must be noticed"
+        );
+        let caller = server.authenticate(&token).unwrap().unwrap();
+        assert_eq!(caller.id, info.id);
+        // Reloaded: now answered from memory, and wrong tokens too.
+        assert_eq!(server.cached(&token), Cached::Valid(caller));
+        assert_eq!(server.cached("sg_wrong"), Cached::Invalid);
+        assert!(cli.revoke(&info.id).unwrap());
+        assert_eq!(server.cached(&token), Cached::Unknown);
+        assert_eq!(server.authenticate(&token).unwrap(), None);
+        assert_eq!(server.cached(&token), Cached::Invalid);
+    }
+
+    #[test]
+    fn edits_that_bypass_the_store_are_caught_by_the_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let server = TokenStore::open(&db).unwrap();
+        let (_, token) = server.create("ci", Role::Agent).unwrap();
+        assert!(server.authenticate(&token).unwrap().is_some());
+        let shell = Connection::open(&db).unwrap();
+        shell
+            .execute("UPDATE tokens SET revoked_at = 'now'", [])
+            .unwrap();
+        // Not signalled: the memory copy still has it until the backstop reload.
+        assert!(matches!(server.cached(&token), Cached::Valid(_)));
+        server.reload().unwrap();
+        assert_eq!(server.cached(&token), Cached::Invalid);
+        assert_eq!(server.authenticate(&token).unwrap(), None);
+    }
+
+    #[test]
+    fn without_the_memory_copy_every_check_reads_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let server = TokenStore::open_with(&db, false).unwrap();
+        let (info, token) = server.create("ci", Role::Agent).unwrap();
+        assert_eq!(server.cached(&token), Cached::Unknown);
+        assert!(server.authenticate(&token).unwrap().is_some());
+        Connection::open(&db)
+            .unwrap()
+            .execute(
+                "UPDATE tokens SET revoked_at = 'now' WHERE id = ?1",
+                [&info.id],
+            )
+            .unwrap();
+        assert_eq!(server.authenticate(&token).unwrap(), None);
     }
 }

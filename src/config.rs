@@ -37,6 +37,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Sandbox concurrency and limits.
     pub sandbox: SandboxSettings,
+    /// How often the memory copy of active tokens is reloaded from the database as a
+    /// backstop (changes made through sandgraph are seen at once); zero turns the copy
+    /// off (every request reads the database).
+    pub token_reload: Duration,
     /// A bootstrap admin token (for scripts and compose); created if missing.
     #[serde(skip)]
     pub admin_token: Option<String>,
@@ -178,6 +182,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             log_format: LogFormat::Text,
             sandbox: SandboxSettings::default(),
+            token_reload: Duration::from_secs(10),
             admin_token: None,
             rate_limits: RateLimitSettings::default(),
             cache: CacheSettings::default(),
@@ -420,6 +425,15 @@ pub static SETTINGS: &[Setting] = &[
         doc: "on SIGTERM, how long in-flight calls may finish before their runs are cancelled (and recorded as cancelled)",
         apply: Apply::One(|c, k, v| {
             c.shutdown_grace = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_TOKEN_RELOAD_MS",
+        default: "10000",
+        doc: "active tokens are held in memory (changes through the API or `sandgraph token` are seen on the next request); this backstop reload also catches direct database edits; 0 = no memory copy, read the database per request",
+        apply: Apply::One(|c, k, v| {
+            c.token_reload = Duration::from_millis(parse(k, v)?);
             Ok(())
         }),
     },

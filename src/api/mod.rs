@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 pub use error::ApiError;
 
 use crate::audit::{AuditEvent, CallContext, Transport};
-use crate::auth::Endpoint;
+use crate::auth::{Cached, Endpoint};
 use crate::call::{self, Args, DynTool, RestMethod};
 use crate::mcp;
 use crate::tools::{self, ToolError, Tools, registry};
@@ -94,7 +94,7 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                 "missing bearer token: send `Authorization: Bearer <token>`",
                 false,
             )),
-            Some(token) => match crate::store::blocking(|| tools.tokens.authenticate(token)) {
+            Some(token) => match lookup(&tools, token).await {
                 Ok(Some(caller)) => Ok(caller),
                 Ok(None) => Err(ApiError::unauthorized("invalid or revoked token", true)),
                 Err(err) => {
@@ -150,6 +150,21 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
         started.elapsed(),
     );
     response
+}
+
+/// The caller of a bearer token: from the memory copy of active tokens when it is
+/// current (no database read), otherwise from the database, off the async workers.
+async fn lookup(tools: &Tools, token: &str) -> anyhow::Result<Option<crate::auth::Caller>> {
+    match tools.tokens.cached(token) {
+        Cached::Valid(caller) => Ok(Some(caller)),
+        Cached::Invalid => Ok(None),
+        Cached::Unknown => {
+            let (tokens, token) = (tools.tokens.clone(), token.to_owned());
+            tokio::task::spawn_blocking(move || tokens.authenticate(&token))
+                .await
+                .map_err(|e| anyhow::anyhow!("token lookup task: {e}"))?
+        }
+    }
 }
 
 /// The metric label of a request: the route it matched (`/executions/{id}`), never the
