@@ -140,6 +140,9 @@ enum Kind {
         count: usize,
         rounds: usize,
     },
+    /// python `print('hi')` (uncached) while `spinners` runs of `while True: pass` from
+    /// another caller keep going; only the short calls are measured.
+    Spinners { spinners: usize },
     /// `python3 -c` spawned per request, in this process.
     Subprocess,
 }
@@ -206,6 +209,14 @@ fn scenarios() -> Vec<Scenario> {
             what: "python print('hi'), identical request repeated",
             concurrency: 8,
             kind: py_cached,
+        },
+        Scenario {
+            name: "spinners",
+            what: "python print('hi'), uncached, beside 2 x cores `while True: pass` runs of another caller",
+            concurrency: 1,
+            kind: Kind::Spinners {
+                spinners: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            },
         },
         Scenario {
             name: "sleep64",
@@ -403,6 +414,7 @@ fn new_histogram() -> Histogram<u64> {
 
 struct Shared {
     client: reqwest::Client,
+    client_headers: HeaderMap,
     base: String,
     counter: AtomicU64,
 }
@@ -488,6 +500,9 @@ async fn closed_loop(
                         expect,
                         cached,
                     } => http_once(&shared, language, code, expect, cached).await,
+                    Kind::Spinners { .. } => {
+                        http_once(&shared, "python", "print('hi')", "hi\n", false).await
+                    }
                     Kind::Subprocess => subprocess_once(&python).await,
                     Kind::Burst { .. } => unreachable!(),
                 };
@@ -560,6 +575,50 @@ async fn burst(shared: Arc<Shared>, code: &'static str, count: usize, rounds: us
     outcome
 }
 
+/// `count` callers' worth of `while True: pass` (3 s each, restarted as they time out),
+/// from a caller of their own (an agent token made for them).
+async fn start_spinners(shared: &Arc<Shared>, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let created: Value = match shared
+        .client
+        .post(format!("{}/admin/tokens", shared.base))
+        .json(&json!({"role": "agent", "name": "bench-spinner"}))
+        .send()
+        .await
+    {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(token) = created["token"].as_str() {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        client = client.default_headers(headers);
+    } else {
+        eprintln!("could not create a spinner token ({created}); spinning as the bench caller");
+        client = client.default_headers(shared.client_headers.clone());
+    }
+    let client = client.build().expect("spinner client");
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let (client, base, shared) = (client.clone(), shared.base.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+                let _ = client
+                    .post(format!("{base}/execute_code"))
+                    .json(&json!({"code": format!("while True: pass # {n}"), "timeout_seconds": 3}))
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    // Let them all start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tasks
+}
+
 async fn run_scenario(
     shared: Arc<Shared>,
     scenario: &Scenario,
@@ -567,7 +626,11 @@ async fn run_scenario(
     pid: Option<u32>,
 ) -> Outcome {
     let in_server = !matches!(scenario.kind, Kind::Subprocess);
-    if let Kind::Http { .. } | Kind::Subprocess = scenario.kind {
+    let spinning = match scenario.kind {
+        Kind::Spinners { spinners } => Some(start_spinners(&shared, spinners).await),
+        _ => None,
+    };
+    if let Kind::Http { .. } | Kind::Subprocess | Kind::Spinners { .. } = scenario.kind {
         // Warm-up: connections, allocator, page cache.
         let _ = closed_loop(shared.clone(), scenario, Duration::from_secs(1), false).await;
     }
@@ -583,6 +646,10 @@ async fn run_scenario(
         _ => closed_loop(shared, scenario, options.duration, true).await,
     };
     stop.store(true, Ordering::Relaxed);
+    for spinner in spinning.into_iter().flatten() {
+        // Dropping the request: the server cancels the run.
+        spinner.abort();
+    }
     let sampled = sampler.join().unwrap_or_default();
     if in_server && let Some((rss, hwm)) = memory(pid) {
         outcome.rss_kib = Some(rss);
@@ -642,13 +709,14 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let client = reqwest::Client::builder()
-        .default_headers(headers)
+        .default_headers(headers.clone())
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;
     let shared = Arc::new(Shared {
         client,
+        client_headers: headers,
         base: server.base.clone(),
         counter: AtomicU64::new(
             std::time::SystemTime::now()

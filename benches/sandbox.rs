@@ -366,6 +366,7 @@ fn load_sandbox(cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
         queue_timeout: Duration::from_secs(30),
         pooling,
         pool_keep_resident_bytes: 16 << 20,
+        guest_threads: 0,
     })
     .expect("loading the sandbox (run `make guest` first)")
 }

@@ -156,6 +156,9 @@ pub struct SandboxSettings {
     /// burst of N concurrent runs, up to N times this (or what the runs dirtied, if
     /// less) stays resident.
     pub pool_keep_resident_bytes: u64,
+    /// Threads that run guests, apart from the ones serving connections (0 = one per
+    /// core).
+    pub guest_threads: usize,
 }
 
 impl Default for SandboxSettings {
@@ -166,6 +169,7 @@ impl Default for SandboxSettings {
             limits: LimitCeilings::default(),
             pooling: true,
             pool_keep_resident_bytes: 16 << 20,
+            guest_threads: 0,
         }
     }
 }
@@ -255,6 +259,7 @@ impl Config {
             pooling: self.sandbox.pooling,
             pool_keep_resident_bytes: usize::try_from(self.sandbox.pool_keep_resident_bytes)
                 .unwrap_or(usize::MAX),
+            guest_threads: self.sandbox.guest_threads,
         }
     }
 }
@@ -358,6 +363,15 @@ pub static SETTINGS: &[Setting] = &[
         doc: "sandbox runs at once; more wait for a slot (30 s, then 503)",
         apply: Apply::One(|c, k, v| {
             c.sandbox.max_concurrent_runs = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_GUEST_THREADS",
+        default: "0",
+        doc: "threads that run guests, apart from the ones serving connections (0 = one per core)",
+        apply: Apply::One(|c, k, v| {
+            c.sandbox.guest_threads = parse(k, v)?;
             Ok(())
         }),
     },

@@ -21,6 +21,7 @@ async fn the_ticker_stops_only_once_no_run_is_left() {
         queue_timeout: Duration::from_secs(30),
         pooling: true,
         pool_keep_resident_bytes: 16 << 20,
+        guest_threads: 0,
     })
     .expect("loading the sandbox (run `make guest` first)");
     assert!(sandbox.ticker_running());

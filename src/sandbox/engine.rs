@@ -15,8 +15,10 @@ use wasmtime::{
 };
 
 /// How often the ticker advances the engine's epoch: the granularity of time limits and
-/// of the yields that keep a spinning guest from starving its neighbours.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// of the yields that keep a spinning guest from starving its neighbours (a short run
+/// queued behind busy guests waits at most about one tick for a thread). A tick costs a
+/// guest one check of a deadline and one fiber switch.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// What one run may instantiate, used to size the instance pool. The Python guest is a
 /// componentize-py component (a handful of core modules sharing one memory of ~30 MiB

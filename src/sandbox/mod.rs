@@ -156,6 +156,9 @@ pub struct SandboxConfig {
     pub pooling: bool,
     /// With pooling, bytes of each finished run's memory kept resident and reset in place.
     pub pool_keep_resident_bytes: usize,
+    /// Threads that run guests (0 = one per core), apart from the threads that serve
+    /// connections: a spinning guest then never delays a socket being noticed.
+    pub guest_threads: usize,
 }
 
 /// A point-in-time view of the sandbox, for health checks.
@@ -187,10 +190,54 @@ struct Inner {
     javascript: InstancePre<JavascriptState>,
     build_id: String,
     config: SandboxConfig,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     active: AtomicUsize,
     started: AtomicU64,
     ticker: EpochTicker,
+    guests: GuestThreads,
+}
+
+/// The runtime whose threads run guests. Its workers look at newly queued runs and at
+/// timers on every scheduling tick (a tick of a busy guest is one epoch slice), so a
+/// short run waits at most a slice behind long ones.
+struct GuestThreads(Option<tokio::runtime::Runtime>);
+
+impl GuestThreads {
+    fn start(threads: usize) -> anyhow::Result<Self> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            threads
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sandgraph-guest")
+            .global_queue_interval(1)
+            .event_interval(1)
+            .enable_all()
+            .build()
+            .context("starting the guest threads")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("guest runtime present until drop")
+            .handle()
+    }
+}
+
+impl Drop for GuestThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            // Dropping a runtime may not happen on an async thread (this may be one of
+            // its own): let a plain thread do it, without waiting.
+            let _ = std::thread::Builder::new()
+                .name("sandgraph-guest-stop".into())
+                .spawn(move || runtime.shutdown_background());
+        }
+    }
 }
 
 /// One Python entry point and its arguments.
@@ -273,17 +320,19 @@ impl Sandbox {
         std::fs::create_dir_all(&config.scratch_dir)
             .with_context(|| format!("creating {}", config.scratch_dir.display()))?;
         let ticker = EpochTicker::start(&engine)?;
+        let guests = GuestThreads::start(config.guest_threads)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 python,
                 javascript,
                 build_id,
-                slots: Semaphore::new(config.max_concurrent_runs.max(1)),
+                slots: Arc::new(Semaphore::new(config.max_concurrent_runs.max(1))),
                 config,
                 active: AtomicUsize::new(0),
                 started: AtomicU64::new(0),
                 ticker,
+                guests,
             }),
         })
     }
@@ -341,16 +390,19 @@ impl Sandbox {
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<RunOutput, SandboxError> {
-        let _slot = self.acquire_slot(cancel).await?;
-        match language {
-            Language::Python => {
-                let (output, _) = self
-                    .run_python(PythonCall::Execute(code.to_owned()), &[], limits, cancel)
-                    .await?;
-                Ok(output)
+        let slot = self.acquire_slot(cancel).await?;
+        let code = code.to_owned();
+        self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
+            match language {
+                Language::Python => {
+                    let call = PythonCall::Execute(code);
+                    let (output, _) = sandbox.run_python(call, &[], limits, &cancel).await?;
+                    Ok(output)
+                }
+                Language::Javascript => sandbox.run_javascript(&code, limits, &cancel).await,
             }
-            Language::Javascript => self.run_javascript(code, limits, cancel).await,
-        }
+        })
+        .await
     }
 
     /// Lint Python `code` inside the guest (pyflakes, pycodestyle, mccabe, AST summary).
@@ -362,12 +414,15 @@ impl Sandbox {
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let _slot = self.acquire_slot(cancel).await?;
+        let slot = self.acquire_slot(cancel).await?;
         let call = PythonCall::Lint {
             code: code.to_owned(),
             options: options.to_owned(),
         };
-        self.run_python(call, &[], limits, cancel).await
+        self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
+            sandbox.run_python(call, &[], limits, &cancel).await
+        })
+        .await
     }
 
     /// Write `files` into a fresh scratch dir and run pytest on them inside the guest.
@@ -379,17 +434,51 @@ impl Sandbox {
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let _slot = self.acquire_slot(cancel).await?;
-        self.run_python(PythonCall::Tests { args }, files, limits, cancel)
-            .await
+        let slot = self.acquire_slot(cancel).await?;
+        let files = files.to_vec();
+        self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
+            let call = PythonCall::Tests { args };
+            sandbox.run_python(call, &files, limits, &cancel).await
+        })
+        .await
     }
 
-    async fn acquire_slot(
+    /// Run `work` on the guest threads. The slot moves with it and is freed when the
+    /// guest has really ended; if the caller goes away (this future is dropped), the
+    /// run is cancelled and stops within an epoch tick.
+    async fn on_guest_threads<T, F, Fut>(
         &self,
+        slot: SlotGuard,
         cancel: &CancellationToken,
-    ) -> Result<SlotGuard<'_>, SandboxError> {
+        work: F,
+    ) -> Result<T, SandboxError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Sandbox, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SandboxError>> + Send + 'static,
+    {
+        let run_cancel = cancel.child_token();
+        let _stop_if_dropped = run_cancel.clone().drop_guard();
+        let run = work(self.clone(), run_cancel);
+        let task = self.inner.guests.handle().spawn(async move {
+            let result = run.await;
+            drop(slot);
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(err) => Err(SandboxError::Internal(anyhow::anyhow!(
+                "the guest task failed: {err}"
+            ))),
+        }
+    }
+
+    async fn acquire_slot(&self, cancel: &CancellationToken) -> Result<SlotGuard, SandboxError> {
         let inner = &self.inner;
-        let wait = tokio::time::timeout(inner.config.queue_timeout, inner.slots.acquire());
+        let wait = tokio::time::timeout(
+            inner.config.queue_timeout,
+            inner.slots.clone().acquire_owned(),
+        );
         let permit = tokio::select! {
             waited = wait => waited,
             () = cancel.cancelled() => return Err(SandboxError::Cancelled),
@@ -403,7 +492,7 @@ impl Sandbox {
         inner.started.fetch_add(1, Ordering::Relaxed);
         Ok(SlotGuard {
             _permit: permit,
-            active: &inner.active,
+            sandbox: self.clone(),
         })
     }
 
@@ -601,19 +690,20 @@ async fn until<T>(
 }
 
 /// The host-side backstop for a guest blocked in a host call (e.g. `time.sleep`), where
-/// epoch interruption cannot reach it: the time limit plus two ticks.
+/// epoch interruption cannot reach it: the time limit plus a margin that lets a busy
+/// guest be stopped by its epoch deadline first.
 fn wall_limit(limits: SandboxLimits) -> Duration {
-    limits.timeout() + engine::EPOCH_TICK * 2
+    limits.timeout() + (engine::EPOCH_TICK * 2).max(Duration::from_millis(20))
 }
 
-struct SlotGuard<'a> {
-    _permit: tokio::sync::SemaphorePermit<'a>,
-    active: &'a AtomicUsize,
+struct SlotGuard {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    sandbox: Sandbox,
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.active.fetch_sub(1, Ordering::Relaxed);
+        self.sandbox.inner.active.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("sandgraph_sandbox_active_runs").decrement(1.0);
     }
 }
