@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo bench --bench toolbox
+//! SANDGRAPH_BIN=/path/to/other/sandgraph cargo bench --bench toolbox   # HTTP rows against another build
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -150,7 +151,10 @@ async fn in_process(root: &std::path::Path) -> anyhow::Result<()> {
 async fn over_http(root: &std::path::Path) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let token = "sg_bench_admin_token_0123456789";
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sandgraph"))
+    let bin = std::env::var_os("SANDGRAPH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_sandgraph").into());
+    let mut server = Command::new(bin)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("SANDGRAPH_DATA_DIR", data.path())
         .env("SANDGRAPH_GUEST_DIR", root.join("build/guest"))
