@@ -406,6 +406,22 @@ struct Outcome {
     peak_kib: Option<u64>,
     sampled: Option<Sampled>,
     peak_reset: bool,
+    /// Server CPU time (user + system) during the timed part.
+    cpu_seconds: Option<f64>,
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The kernel's USER_HZ (100 on Linux everywhere that matters).
+fn clock_ticks_per_second() -> f64 {
+    100.0
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -635,6 +651,7 @@ async fn run_scenario(
         let _ = closed_loop(shared.clone(), scenario, Duration::from_secs(1), false).await;
     }
     let peak_reset = in_server && reset_peak(pid);
+    let cpu_before = if in_server { cpu_ticks(pid) } else { None };
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = spawn_rss_sampler(if in_server { pid } else { None }, stop.clone());
     let mut outcome = match scenario.kind {
@@ -645,6 +662,9 @@ async fn run_scenario(
         } => burst(shared, code, count, rounds).await,
         _ => closed_loop(shared, scenario, options.duration, true).await,
     };
+    if let (Some(before), Some(after)) = (cpu_before, cpu_ticks(pid)) {
+        outcome.cpu_seconds = Some((after - before) as f64 / clock_ticks_per_second());
+    }
     stop.store(true, Ordering::Relaxed);
     for spinner in spinning.into_iter().flatten() {
         // Dropping the request: the server cancels the run.
@@ -736,11 +756,11 @@ fn main() -> anyhow::Result<()> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| scenario | what | C | ok | errors | p50 ms | p95 ms | p99 ms | max ms | req/s | RSS after MiB | peak RSS MiB | peak PSS MiB | peak anon MiB |"
+        "| scenario | what | C | ok | errors | p50 ms | p95 ms | p99 ms | max ms | req/s | server CPU ms/req | RSS after MiB | peak RSS MiB | peak PSS MiB | peak anon MiB |"
     );
     let _ = writeln!(
         table,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut notes = Vec::new();
     let mut p50s = Vec::new();
@@ -778,8 +798,15 @@ fn main() -> anyhow::Result<()> {
             }
             _ => (dash(), dash(), dash(), dash()),
         };
+        let cpu = match outcome.cpu_seconds {
+            // With spinners, most of the server's CPU is theirs: not per short call.
+            Some(cpu) if outcome.ok > 0 && !matches!(scenario.kind, Kind::Spinners { .. }) => {
+                format!("{:.3}", cpu * 1000.0 / outcome.ok as f64)
+            }
+            _ => dash(),
+        };
         let line = format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             scenario.name,
             scenario.what,
             scenario.concurrency,
@@ -790,6 +817,7 @@ fn main() -> anyhow::Result<()> {
             q(0.99),
             max,
             rate,
+            cpu,
             rss,
             peak,
             pss,
