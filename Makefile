@@ -43,9 +43,16 @@ $(TS_CLIENT_STAMP): tests/typescript/package.json tests/typescript/package-lock.
 	cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian packages the tests use (promtool checks deploy/alerts.yml), installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: test-tools
+test-tools:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+
 ## test: lint, then every test (Rust unit + integration, guest logic, MCP clients), with a
 ## real Neo4j fetched from Maven Central and started for the run (stopped even on failure)
-test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) lint
+test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools lint
 	$(CARGO) build --locked
 	$(CARGO) test --locked --no-run
 	scripts/neo4j/neo4j.sh fetch

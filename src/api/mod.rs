@@ -422,7 +422,19 @@ async fn prometheus_metrics(State(tools): State<Tools>) -> Response {
     } else {
         cache.hits as f64 / lookups as f64
     });
+    metrics::gauge!("sandgraph_sandbox_slots")
+        .set(tools.sandbox.status().max_concurrent_runs as f64);
     metrics::gauge!("sandgraph_outbox_depth").set(tools.store.outbox_depth() as f64);
+    let store = tools.store.clone();
+    let oldest = tokio::task::spawn_blocking(move || store.outbox_oldest_ts())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    let age = oldest.map_or(0.0, |ts| {
+        ((chrono::Utc::now().timestamp_millis() - ts).max(0)) as f64 / 1000.0
+    });
+    metrics::gauge!("sandgraph_outbox_oldest_age_seconds").set(age);
     metrics::gauge!("sandgraph_outbox_limit").set(tools.store.outbox_limit() as f64);
     if let Some(neo4j) = &tools.neo4j {
         let open = neo4j.breaker_state() == crate::store::neo4j::BreakerState::Open;

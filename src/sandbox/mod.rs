@@ -475,6 +475,7 @@ impl Sandbox {
 
     async fn acquire_slot(&self, cancel: &CancellationToken) -> Result<SlotGuard, SandboxError> {
         let inner = &self.inner;
+        let queued = Instant::now();
         let wait = tokio::time::timeout(
             inner.config.queue_timeout,
             inner.slots.clone().acquire_owned(),
@@ -487,6 +488,8 @@ impl Sandbox {
             slots: inner.config.max_concurrent_runs,
         })?
         .map_err(|e| SandboxError::Internal(e.into()))?;
+        metrics::histogram!("sandgraph_sandbox_queue_wait_seconds")
+            .record(queued.elapsed().as_secs_f64());
         inner.active.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("sandgraph_sandbox_active_runs").increment(1.0);
         inner.started.fetch_add(1, Ordering::Relaxed);

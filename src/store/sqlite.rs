@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::oneshot;
 
 use super::{
@@ -262,6 +262,23 @@ impl SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    /// When the oldest record waiting in the outbox was made (epoch milliseconds), if
+    /// any waits (blocking: off the async workers).
+    pub fn outbox_oldest_ts(&self) -> anyhow::Result<Option<i64>> {
+        let connection = self.reader();
+        let body: Option<String> = connection
+            .query_row("SELECT body FROM outbox ORDER BY seq LIMIT 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(body
+            .and_then(|body| serde_json::from_str::<Record>(&body).ok())
+            .map(|record| match record {
+                Record::Execution(execution) => execution.ts,
+                Record::Audit(event) => event.ts,
+            }))
     }
 
     /// Forget outbox records up to and including `seq` (after Neo4j committed them).
