@@ -80,11 +80,14 @@ pub enum Endpoint {
     Prompts,
     /// token management (`/admin/tokens`)
     Tokens,
+    /// workspaces and their files (`create_workspace`, `write_file`, ..., resource reads
+    /// and downloads)
+    Workspaces,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::ExecuteCode,
         Endpoint::LintCode,
         Endpoint::RunTests,
@@ -95,6 +98,7 @@ impl Endpoint {
         Endpoint::AuditLog,
         Endpoint::Prompts,
         Endpoint::Tokens,
+        Endpoint::Workspaces,
     ];
 
     /// The name used in config keys, metrics and audit events.
@@ -110,6 +114,7 @@ impl Endpoint {
             Endpoint::AuditLog => "audit_log",
             Endpoint::Prompts => "prompts",
             Endpoint::Tokens => "tokens",
+            Endpoint::Workspaces => "workspaces",
         }
     }
 
@@ -121,7 +126,8 @@ impl Endpoint {
             | Endpoint::RunTests
             | Endpoint::GenerateCode
             | Endpoint::GraphQuery
-            | Endpoint::Prompts => Role::Agent,
+            | Endpoint::Prompts
+            | Endpoint::Workspaces => Role::Agent,
             Endpoint::GraphUpsert | Endpoint::History => Role::Developer,
             Endpoint::AuditLog | Endpoint::Tokens => Role::Admin,
         }

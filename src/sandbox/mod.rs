@@ -200,13 +200,42 @@ enum PythonCall {
     Tests { args: Vec<String> },
 }
 
-/// A file the host writes into the scratch directory before a run (e.g. code under test).
+/// A file the host writes into a fresh scratch directory before a run (e.g. code under
+/// test).
 #[derive(Debug, Clone)]
 pub struct ScratchFile {
-    /// A plain file name (no directories); callers validate it.
+    /// A relative path of plain components separated by `/` (no `.`, `..` or empty
+    /// ones); callers validate it. Parent directories are created.
     pub name: String,
-    /// The file's text.
-    pub contents: String,
+    /// The file's bytes.
+    pub contents: Vec<u8>,
+}
+
+/// What a run may add to an existing directory: bytes written and new entries (files,
+/// directories, links). Both are charged as the guest writes and never refunded within
+/// the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBudget {
+    /// Bytes the guest may write.
+    pub bytes: u64,
+    /// New directory entries the guest may create.
+    pub entries: u64,
+}
+
+/// Where a run's `/scratch` (its working directory) comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum RunDir<'a> {
+    /// A fresh directory holding these files, deleted after the run; the guest may
+    /// write the limits' `scratch_bytes`.
+    Fresh(&'a [ScratchFile]),
+    /// A directory the caller owns and keeps (a workspace), written within `budget`.
+    /// Nothing may be running in it at the same time (the caller serialises runs).
+    Existing {
+        /// The host directory.
+        path: &'a Path,
+        /// What the run may add.
+        budget: WriteBudget,
+    },
 }
 
 /// What a Python entry point returned, before classification.
@@ -328,13 +357,29 @@ impl Sandbox {
         let _slot = self.acquire_slot(cancel).await?;
         match language {
             Language::Python => {
+                let call = PythonCall::Execute(code.to_owned());
                 let (output, _) = self
-                    .run_python(PythonCall::Execute(code.to_owned()), &[], limits, cancel)
+                    .run_python(call, RunDir::Fresh(&[]), limits, cancel)
                     .await?;
                 Ok(output)
             }
             Language::Javascript => self.run_javascript(code, limits, cancel).await,
         }
+    }
+
+    /// Run Python `code` with `dir` as its working directory (`/scratch`).
+    pub async fn execute_in(
+        &self,
+        code: &str,
+        limits: SandboxLimits,
+        dir: RunDir<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, SandboxError> {
+        let _slot = self.acquire_slot(cancel).await?;
+        let (output, _) = self
+            .run_python(PythonCall::Execute(code.to_owned()), dir, limits, cancel)
+            .await?;
+        Ok(output)
     }
 
     /// Lint Python `code` inside the guest (pyflakes, pycodestyle, mccabe, AST summary).
@@ -351,20 +396,22 @@ impl Sandbox {
             code: code.to_owned(),
             options: options.to_owned(),
         };
-        self.run_python(call, &[], limits, cancel).await
+        self.run_python(call, RunDir::Fresh(&[]), limits, cancel)
+            .await
     }
 
-    /// Write `files` into a fresh scratch dir and run pytest on them inside the guest.
-    /// The JSON report is `None` if the run did not finish (timeout, memory trap).
+    /// Run pytest inside the guest with `dir` as its working directory (the files under
+    /// test are in it). The JSON report is `None` if the run did not finish (timeout,
+    /// memory trap).
     pub async fn run_pytest(
         &self,
-        files: &[ScratchFile],
+        dir: RunDir<'_>,
         args: Vec<String>,
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
         let _slot = self.acquire_slot(cancel).await?;
-        self.run_python(PythonCall::Tests { args }, files, limits, cancel)
+        self.run_python(PythonCall::Tests { args }, dir, limits, cancel)
             .await
     }
 
@@ -404,34 +451,55 @@ impl Sandbox {
             .map_err(SandboxError::Internal)
     }
 
-    async fn run_python(
-        &self,
-        call: PythonCall,
-        files: &[ScratchFile],
-        limits: SandboxLimits,
-        cancel: &CancellationToken,
-    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+    /// A fresh scratch dir holding `files`.
+    fn fresh_scratch(&self, files: &[ScratchFile]) -> Result<tempfile::TempDir, SandboxError> {
         let scratch = self.new_scratch()?;
         for file in files {
-            // The directory is new and ours; `create_new` refuses anything already there.
+            // The directory is new and ours, so nothing in it is a link; `create_new`
+            // refuses anything already there.
             let path = scratch.path().join(&file.name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, file.contents.as_bytes()))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &file.contents))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        Ok(scratch)
+    }
+
+    async fn run_python(
+        &self,
+        call: PythonCall,
+        dir: RunDir<'_>,
+        limits: SandboxLimits,
+        cancel: &CancellationToken,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let (scratch, path, quota) = match dir {
+            RunDir::Fresh(files) => {
+                let scratch = self.fresh_scratch(files)?;
+                let path = scratch.path().to_owned();
+                (Some(scratch), path, ScratchQuota::new(limits.scratch_bytes, None))
+            }
+            RunDir::Existing { path, budget } => (
+                None,
+                path.to_owned(),
+                ScratchQuota::new(budget.bytes, Some(budget.entries)),
+            ),
+        };
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
-        let quota = ScratchQuota::new(limits.scratch_bytes);
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .preopened_dir(scratch.path(), GUEST_SCRATCH, FsPerms::ReadWrite)
+            .preopened_dir(&path, GUEST_SCRATCH, FsPerms::ReadWrite)
             .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
             .build();
         let state = PythonState {
