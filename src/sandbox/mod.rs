@@ -243,6 +243,8 @@ struct GuestEnd {
     outcome: Result<Outcome, wasmtime::Error>,
     memory_denied: bool,
     quota_exceeded: bool,
+    /// What the run could write, for the note when a write was refused.
+    budget: WriteBudget,
     timed_out: bool,
     cancelled: bool,
 }
@@ -479,16 +481,21 @@ impl Sandbox {
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let (scratch, path, quota) = match dir {
+        let (scratch, path, quota, budget) = match dir {
             RunDir::Fresh(files) => {
                 let scratch = self.fresh_scratch(files)?;
                 let path = scratch.path().to_owned();
-                (Some(scratch), path, ScratchQuota::new(limits.scratch_bytes, None))
+                let budget = WriteBudget {
+                    bytes: limits.scratch_bytes,
+                    entries: u64::MAX,
+                };
+                (Some(scratch), path, ScratchQuota::new(budget.bytes, None), budget)
             }
             RunDir::Existing { path, budget } => (
                 None,
                 path.to_owned(),
                 ScratchQuota::new(budget.bytes, Some(budget.entries)),
+                budget,
             ),
         };
         let stdout = CappedOutput::new(limits.stdout_bytes);
@@ -544,6 +551,7 @@ impl Sandbox {
             outcome,
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: quota.exceeded(),
+            budget,
             timed_out,
             cancelled,
         };
@@ -608,6 +616,10 @@ impl Sandbox {
             outcome,
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: false,
+            budget: WriteBudget {
+                bytes: 0,
+                entries: 0,
+            },
             timed_out,
             cancelled,
         };
@@ -747,6 +759,17 @@ fn classify(
             }
         }
     };
+    if note.is_none() && end.quota_exceeded {
+        let entries = if end.budget.entries == u64::MAX {
+            String::new()
+        } else {
+            format!(" and {} new files or directories", end.budget.entries)
+        };
+        note = Some(format!(
+            "sandbox: file quota exceeded: writes past the run's budget ({} bytes{entries}) were refused",
+            end.budget.bytes
+        ));
+    }
     let mut stderr_text = String::from_utf8_lossy(&stderr.bytes).into_owned();
     if let Some(note) = note {
         if !stderr_text.is_empty() && !stderr_text.ends_with('\n') {

@@ -2,8 +2,8 @@
 //! `wasi:filesystem/types` functions that move bytes into files (write-via-stream,
 //! append-via-stream, write, set-size) are shadowed in the linker by wrappers that
 //! charge every byte against a per-run budget before delegating to wasmtime-wasi.
-//! A write past the budget fails inside the guest (`OSError: [Errno 122] Disk quota
-//! exceeded` in Python) and never reaches the host filesystem.
+//! A write past the budget fails inside the guest (an `OSError` in Python: `EDQUOT`, or
+//! `EIO` for a buffered write) and never reaches the host filesystem.
 //!
 //! A run in a workspace also has an entry budget (files, directories and links it may
 //! add): the four functions that create a name (open-at with `create`,
@@ -29,7 +29,9 @@ use wasmtime_wasi::p2::{
 /// compatible 0.2.x version resolve to it.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
-/// Linux `EDQUOT`: what the guest sees when its budget is spent.
+/// Linux `EDQUOT`, for a refused stream write. (The Python guest's libc reports a failed
+/// stream write as `EIO` whatever the host says; a refused `write`, `set-size` or
+/// create is `EDQUOT`. The sandbox adds a `sandbox:` note to stderr either way.)
 const EDQUOT: i32 = 122;
 
 /// Bytes (and, when limited, new directory entries) a run may still write into its

@@ -738,6 +738,10 @@ impl Workspaces {
         };
         let run_cancel = cancel.child_token();
         *lease.slot.run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_cancel.clone());
+        // A deletion that came in while we prepared found no run to cancel.
+        if lease.slot.deleted.load(Ordering::Acquire) {
+            run_cancel.cancel();
+        }
         Ok(RunScope {
             dir: lease.dir.clone(),
             root: lease.root.try_clone().map_err(FsError::from)?,
