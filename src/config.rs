@@ -54,6 +54,9 @@ pub struct Config {
     /// On SIGTERM, how long in-flight calls may finish before their runs are cancelled.
     #[serde(with = "millis")]
     pub shutdown_grace: Duration,
+    /// Keep the source text of every run (code, tests, templates, queries) with its
+    /// record, once per hash. Off: records keep only the hash and say so.
+    pub store_source: bool,
 }
 
 mod millis {
@@ -185,6 +188,7 @@ impl Default for Config {
             neo4j: None,
             slow_request: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            store_source: true,
         }
     }
 }
@@ -420,6 +424,15 @@ pub static SETTINGS: &[Setting] = &[
         doc: "on SIGTERM, how long in-flight calls may finish before their runs are cancelled (and recorded as cancelled)",
         apply: Apply::One(|c, k, v| {
             c.shutdown_grace = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_STORE_SOURCE",
+        default: "true",
+        doc: "keep the source text of every run (code, tests, templates, Cypher) with its record, once per hash; `false` keeps only the hash and the record says `source_kept: false`",
+        apply: Apply::One(|c, k, v| {
+            c.store_source = parse(k, v)?;
             Ok(())
         }),
     },

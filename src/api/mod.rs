@@ -5,6 +5,7 @@
 //! pipeline (`crate::call`), serialise.
 
 mod error;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -29,7 +30,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Paths anyone may call: liveness and readiness probes and Prometheus scraping must work
 /// without credentials, and reveal no user data.
-const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
+/// The API's own description is open too (it holds no user data).
+const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics", "/openapi.json"];
 
 /// Build the whole HTTP application.
 pub fn router(tools: Tools) -> Router {
@@ -44,6 +46,7 @@ pub fn router(tools: Tools) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus_metrics))
         .route("/metrics/graph", get(graph_metrics))
+        .route("/openapi.json", get(openapi_json))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
@@ -450,6 +453,10 @@ async fn graph_metrics(
     };
     let body = call::audited(&tools, &ctx, Endpoint::GraphQuery, "graph_metrics", work).await?;
     Ok(Json(body))
+}
+
+async fn openapi_json() -> Json<&'static Value> {
+    Json(openapi::document())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -54,6 +54,59 @@ pub struct ExecutionRecord {
     pub stdout: Option<String>,
     /// Start of stderr (at most 4 KiB).
     pub stderr: Option<String>,
+    /// Whether the source text behind `code_hash` is kept (`true`: `get_execution` and
+    /// `sandgraph://code/{hash}` return it; `false`: this server does not keep source,
+    /// `SANDGRAPH_STORE_SOURCE=false`). Absent on records without source text and on
+    /// records written before sandgraph kept it.
+    #[serde(default)]
+    pub source_kept: Option<bool>,
+}
+
+/// The source text behind a code hash, stored once per hash.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StoredCode {
+    /// SHA-256 (hex) as the records carry it in `code_hash`.
+    pub hash: String,
+    /// The code (for `run_tests` with separate tests: the module under test; for
+    /// `generate_code`: the template; for `graph_query`: the Cypher).
+    pub source: String,
+    /// `run_tests`' separate test file, if there was one (the hash covers both).
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// Bytes of `source` plus `tests`.
+    pub bytes: u64,
+    /// The language it was run as, if any.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+impl StoredCode {
+    /// The code of a record with `hash` and `language`.
+    pub fn new(
+        hash: String,
+        language: Option<String>,
+        source: String,
+        tests: Option<String>,
+    ) -> Self {
+        let bytes = (source.len() + tests.as_ref().map_or(0, String::len)) as u64;
+        Self {
+            hash,
+            source,
+            tests,
+            bytes,
+            language,
+        }
+    }
+}
+
+/// One recorded run with the source text it ran (`get_execution`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExecutionDetail {
+    /// The record.
+    #[serde(flatten)]
+    pub record: ExecutionRecord,
+    /// The source behind `code_hash`, when kept (see `source_kept`).
+    pub code: Option<StoredCode>,
 }
 
 /// Cut `text` to at most [`RECORD_OUTPUT_BYTES`] on a character boundary.
@@ -76,6 +129,8 @@ pub enum Record {
     Execution(ExecutionRecord),
     /// An access decision.
     Audit(AuditEvent),
+    /// The source text behind a hash (written with the first record that has it).
+    Code(StoredCode),
 }
 
 /// Filters for `execution_history`.
@@ -234,8 +289,23 @@ pub trait HistoryStore: Send + Sync {
         &self,
         filter: &HistoryFilter,
     ) -> Result<Page<ExecutionRecord>, QueryError>;
-    /// One record by id.
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError>;
+    /// One record by id, with its source text if kept.
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError>;
+    /// The source text stored for a code hash.
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError>;
+    /// Up to `limit` record ids starting with `prefix` (the newest when it is empty),
+    /// for MCP completions.
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError>;
+    /// Up to `limit` stored code hashes starting with `prefix`, for MCP completions.
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError>;
     /// Statistics for a code hash.
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError>;
     /// Newest-first, filtered, paginated audit events.

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::oneshot;
 
 use super::{
-    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
-    Window, median,
+    AuditFilter, CodeStats, ExecutionDetail, ExecutionRecord, HistoryFilter, HistoryStore, Page,
+    QueryError, Record, StoredCode, Window, median,
 };
 use crate::audit::AuditEvent;
 
@@ -43,8 +43,15 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_ts ON audit_events (ts, id);
 CREATE INDEX IF NOT EXISTS audit_caller_ts ON audit_events (caller_id, ts, id);
 CREATE INDEX IF NOT EXISTS audit_decision_ts ON audit_events (decision, ts, id);
+CREATE TABLE IF NOT EXISTS code (
+    hash TEXT PRIMARY KEY, ts INTEGER NOT NULL, language TEXT, bytes INTEGER NOT NULL,
+    source TEXT NOT NULL, tests TEXT);
+CREATE INDEX IF NOT EXISTS code_ts ON code (ts);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 ";
+
+/// Bytes of outbox records read for one Neo4j transaction (at least one record).
+const OUTBOX_BATCH_BYTES: usize = 8 << 20;
 
 struct Job {
     records: Vec<Record>,
@@ -69,7 +76,16 @@ pub struct SqliteStore {
     destination: Destination,
     outbox_limit: u64,
     outbox_depth: Arc<AtomicU64>,
+    recent_code: Mutex<lru::LruCache<String, std::time::Instant>>,
 }
+
+/// Code hashes whose source this process committed lately are not written again (the
+/// store keeps one copy per hash anyway; this saves re-sending the text with every
+/// repeated run). An entry is trusted for an hour, far below the shortest retention
+/// period (a day), so a hash seen here still has a live record and its text was not
+/// swept as unreferenced.
+const RECENT_CODE_ENTRIES: usize = 10_000;
+const RECENT_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     let connection =
@@ -101,6 +117,21 @@ fn insert(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![r.id, r.ts, r.caller_id, r.tool, r.language, r.code_hash, r.outcome, r.duration_seconds, body])?;
+        }
+        (Destination::History, Record::Code(c)) => {
+            // Once per hash: the first record that carries a hash writes its text.
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO code (hash, ts, language, bytes, source, tests)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                c.hash,
+                crate::audit::now().1,
+                c.language,
+                c.bytes as i64,
+                c.source,
+                c.tests
+            ])?;
         }
         (Destination::History, Record::Audit(e)) => {
             let body = serde_json::to_string(e).unwrap_or_default();
@@ -190,6 +221,10 @@ impl SqliteStore {
             destination,
             outbox_limit,
             outbox_depth,
+            recent_code: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(RECENT_CODE_ENTRIES)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         }))
     }
 
@@ -235,6 +270,35 @@ impl SqliteStore {
         }
     }
 
+    /// Whether this process committed the source of `hash` within the last hour.
+    pub fn code_recently_stored(&self, hash: &str) -> bool {
+        let mut recent = self.recent_code.lock().unwrap_or_else(|e| e.into_inner());
+        match recent.get(hash) {
+            Some(at) if at.elapsed() < RECENT_CODE_TTL => true,
+            Some(_) => {
+                recent.pop(hash);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Note that the source of `hash` was committed.
+    pub fn remember_code(&self, hash: String) {
+        self.recent_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(hash, std::time::Instant::now());
+    }
+
+    /// Forget every hash noted (after retention deleted source texts).
+    pub fn forget_recent_code(&self) {
+        self.recent_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Records waiting in the outbox.
     pub fn outbox_depth(&self) -> u64 {
         self.outbox_depth.load(Ordering::Acquire)
@@ -245,7 +309,8 @@ impl SqliteStore {
         self.outbox_limit
     }
 
-    /// The oldest `limit` outbox records with their sequence numbers.
+    /// The oldest `limit` outbox records with their sequence numbers, stopping early
+    /// once they hold [`OUTBOX_BATCH_BYTES`] (source texts can be large).
     pub fn outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<(i64, Record)>> {
         let connection = self.reader();
         let mut statement =
@@ -253,9 +318,13 @@ impl SqliteStore {
         let rows = statement.query_map(params![limit as i64], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
         })?;
-        let mut out = Vec::new();
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
         for row in rows {
+            if bytes >= OUTBOX_BATCH_BYTES {
+                break;
+            }
             let (seq, body) = row?;
+            bytes += body.len();
             match serde_json::from_str(&body) {
                 Ok(record) => out.push((seq, record)),
                 Err(err) => tracing::error!(seq, error = %err, "unreadable outbox record skipped"),
@@ -370,22 +439,80 @@ impl SqliteStore {
         )
     }
 
-    fn get_execution_now(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    fn get_execution_now(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
         let connection = self.reader();
-        let body: Option<String> = connection
+        let row: Option<(String, Option<String>)> = connection
             .query_row(
-                "SELECT body FROM executions WHERE id = ?1",
+                "SELECT e.body, c.hash FROM executions e LEFT JOIN code c ON c.hash = e.code_hash
+                 WHERE e.id = ?1",
                 params![id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
+            .optional()
             .map_err(unavailable)?;
-        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
-            .transpose()
+        drop(connection);
+        let Some((body, hash)) = row else {
+            return Ok(None);
+        };
+        let record: ExecutionRecord = serde_json::from_str(&body).map_err(unavailable)?;
+        let code = match hash {
+            Some(hash) => self.get_code_now(&hash)?,
+            None => None,
+        };
+        Ok(Some(ExecutionDetail { record, code }))
+    }
+
+    fn get_code_now(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        self.reader()
+            .prepare_cached("SELECT hash, language, bytes, source, tests FROM code WHERE hash = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![hash], |r| {
+                        Ok(StoredCode {
+                            hash: r.get(0)?,
+                            language: r.get(1)?,
+                            bytes: r.get::<_, i64>(2)? as u64,
+                            source: r.get(3)?,
+                            tests: r.get(4)?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(unavailable)
+    }
+
+    /// Keys of `table.column` starting with `prefix` (a range scan of its index), or the
+    /// newest ones when `prefix` is empty.
+    fn complete_now(
+        &self,
+        table: &str,
+        column: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        let connection = self.reader();
+        let (sql, values) = if prefix.is_empty() {
+            (
+                format!("SELECT {column} FROM {table} ORDER BY ts DESC LIMIT {limit}"),
+                Vec::new(),
+            )
+        } else {
+            // `>= prefix AND < prefix + U+10FFFF` is the index-friendly `LIKE 'prefix%'`.
+            (
+                format!(
+                    "SELECT {column} FROM {table} WHERE {column} >= ?1 AND {column} < ?2 ORDER BY {column} LIMIT {limit}"
+                ),
+                vec![
+                    SqlValue::Text(prefix.to_owned()),
+                    SqlValue::Text(format!("{prefix}\u{10FFFF}")),
+                ],
+            )
+        };
+        let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+        let rows = statement
+            .query_map(params_from_iter(values), |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)
     }
 
     fn code_stats_now(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
@@ -464,8 +591,28 @@ impl HistoryStore for SqliteStore {
         super::blocking(|| self.execution_history_now(filter))
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
         super::blocking(|| self.get_execution_now(id))
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        super::blocking(|| self.get_code_now(hash))
+    }
+
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        super::blocking(|| self.complete_now("executions", "id", prefix, limit))
+    }
+
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        super::blocking(|| self.complete_now("code", "hash", prefix, limit))
     }
 
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolResponse, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolResponse, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, RunOutput, SandboxLimits};
 
 /// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
@@ -196,6 +196,10 @@ impl Tool for ExecuteCode {
 
     fn spec(&self) -> &'static ToolSpec {
         &SPEC
+    }
+
+    fn source(&self, request: &ExecuteRequest) -> Option<Source> {
+        Some(Source::code(&request.code))
     }
 
     async fn run(

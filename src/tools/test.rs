@@ -9,7 +9,7 @@ use super::execute::{parse_language, parse_timeout};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits, ScratchFile};
 
 /// Smallest and largest `timeout_seconds` (the old platform's contract).
@@ -309,6 +309,13 @@ impl Tool for RunTests {
 
     fn spec(&self) -> &'static ToolSpec {
         &RUNTESTS_SPEC
+    }
+
+    fn source(&self, request: &RunTestsRequest) -> Option<Source> {
+        Some(Source {
+            code: request.code.clone(),
+            tests: request.tests.clone(),
+        })
     }
 
     async fn run(
