@@ -16,6 +16,8 @@ pub enum Transport {
     McpHttp,
     /// MCP over stdio.
     McpStdio,
+    /// The web console (`/ui`).
+    Console,
 }
 
 /// Who made a call, how, and its request id: passed from the transport to the tools.

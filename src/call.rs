@@ -488,6 +488,7 @@ pub fn transport_name(transport: Transport) -> &'static str {
         Transport::Rest => "rest",
         Transport::McpHttp => "mcp_http",
         Transport::McpStdio => "mcp_stdio",
+        Transport::Console => "console",
     }
 }
 

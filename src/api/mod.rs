@@ -40,6 +40,7 @@ pub fn router(tools: Tools) -> Router {
     let body_limit = tools.config.max_code_bytes * 4 + (1 << 20);
     let mcp_service = mcp::streamable_http_service(tools.clone());
     tool_routes(Router::new())
+        .merge(crate::ui::routes())
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
         .route("/health", get(health))
@@ -78,7 +79,8 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     } else {
         Transport::Rest
     };
-    let mut response = if OPEN_PATHS.contains(&path.as_str()) {
+    // The console and the docs authenticate by their own cookie (or not at all).
+    let mut response = if OPEN_PATHS.contains(&path.as_str()) || crate::ui::is_console_path(&path) {
         next.run(request).await
     } else {
         let token = request

@@ -169,6 +169,8 @@ pub struct AuditFilter {
     pub endpoint: Option<String>,
     /// Only this outcome (for allowed calls: the result's outcome, or `refused`).
     pub outcome: Option<String>,
+    /// Only the events of this request (the `request_id` a record carries).
+    pub request_id: Option<String>,
     /// Not before this RFC 3339 time.
     pub since: Option<String>,
     /// Before this RFC 3339 time.

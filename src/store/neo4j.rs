@@ -785,6 +785,12 @@ impl HistoryStore for Neo4jStore {
         eq(&mut conditions, &mut params, "decision", &filter.event_type);
         eq(&mut conditions, &mut params, "endpoint", &filter.endpoint);
         eq(&mut conditions, &mut params, "outcome", &filter.outcome);
+        eq(
+            &mut conditions,
+            &mut params,
+            "request_id",
+            &filter.request_id,
+        );
         self.page(
             "AuditEvent",
             conditions,

@@ -53,6 +53,26 @@ CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body T
 /// Bytes of outbox records read for one Neo4j transaction (at least one record).
 const OUTBOX_BATCH_BYTES: usize = 8 << 20;
 
+/// Bring a database written by an older sandgraph up to [`SCHEMA`]: audit events gained
+/// a `request_id` column (the audit trail of one call), filled from the stored bodies.
+fn migrate(connection: &Connection) -> anyhow::Result<()> {
+    let has_request_id: bool = connection
+        .prepare("SELECT 1 FROM pragma_table_info('audit_events') WHERE name = 'request_id'")?
+        .exists([])?;
+    if !has_request_id {
+        connection.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE audit_events ADD COLUMN request_id TEXT;
+             UPDATE audit_events SET request_id = json_extract(body, '$.request_id');
+             COMMIT;",
+        )?;
+    }
+    connection.execute_batch(
+        "CREATE INDEX IF NOT EXISTS audit_request ON audit_events (request_id, ts, id);",
+    )?;
+    Ok(())
+}
+
 struct Job {
     records: Vec<Record>,
     reply: Option<oneshot::Sender<Result<(), String>>>,
@@ -92,6 +112,7 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
         Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
+    migrate(&connection)?;
     // Every acknowledged call must survive a crash: full fsync at each (group) commit.
     connection.execute_batch("PRAGMA synchronous = FULL;")?;
     Ok(connection)
@@ -139,10 +160,10 @@ fn insert(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned));
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body])?;
+            .execute(params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body, e.request_id])?;
         }
     }
     Ok(())
@@ -572,6 +593,12 @@ impl SqliteStore {
         eq(&mut conditions, &mut values, "decision", &filter.event_type);
         eq(&mut conditions, &mut values, "endpoint", &filter.endpoint);
         eq(&mut conditions, &mut values, "outcome", &filter.outcome);
+        eq(
+            &mut conditions,
+            &mut values,
+            "request_id",
+            &filter.request_id,
+        );
         self.query_page(
             "audit_events",
             conditions,

@@ -182,7 +182,7 @@ pub static AUDIT_LOG_SPEC: ToolSpec = ToolSpec {
     title: "Audit log",
     description: "Audit events, newest first (admin only): who called what, allowed, denied, \
 rate-limited or served from cache, and how it ended. Filters: caller, event_type, endpoint, \
-outcome, since/until.",
+outcome, request_id, since/until.",
     endpoint: Endpoint::AuditLog,
     hints: Hints::READ_ONLY,
     rest: RestRoute {
