@@ -10,7 +10,7 @@ CARGO       ?= cargo
 # The test Neo4j listens here (127.0.0.1 only), away from any Neo4j of the user's own.
 NEO4J_TEST_PORT ?= 17687
 
-.PHONY: all guest build release run mcp test test-rust test-python test-guest lint fmt bench clean
+.PHONY: all guest build release run mcp test test-rust test-python test-guest lint fmt bench clean browser-deps
 
 all: build
 
@@ -43,9 +43,19 @@ $(TS_CLIENT_STAMP): tests/typescript/package.json tests/typescript/package-lock.
 	cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+## browser-deps: the console's browser test drives Debian's chromium through Debian's
+## chromedriver (a driver that downloads its own browser does not work offline); installed
+## with apt-get when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+
 ## test: lint, then every test (Rust unit + integration, guest logic, MCP clients), with a
 ## real Neo4j fetched from Maven Central and started for the run (stopped even on failure)
-test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) lint
+test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) browser-deps lint
 	$(CARGO) build --locked
 	$(CARGO) test --locked --no-run
 	scripts/neo4j/neo4j.sh fetch
@@ -67,7 +77,8 @@ test-neo4j-outage:
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
 
-test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP)
+## Screenshots of the console (desktop and phone width) land in target/console-screenshots.
+test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) browser-deps
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
 
 lint:

@@ -18,6 +18,8 @@ pub enum Transport {
     McpStdio,
     /// The web console (`/ui`).
     Console,
+    /// sandgraph itself (the retention sweep).
+    Internal,
 }
 
 /// Who made a call, how, and its request id: passed from the transport to the tools.

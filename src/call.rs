@@ -489,6 +489,7 @@ pub fn transport_name(transport: Transport) -> &'static str {
         Transport::McpHttp => "mcp_http",
         Transport::McpStdio => "mcp_stdio",
         Transport::Console => "console",
+        Transport::Internal => "internal",
     }
 }
 

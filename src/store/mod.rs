@@ -4,6 +4,7 @@
 //! that [`shipper`] moves into Neo4j in idempotent batches, and history is read from Neo4j.
 
 pub mod neo4j;
+pub mod retention;
 pub mod shipper;
 pub mod sqlite;
 
@@ -312,6 +313,13 @@ pub trait HistoryStore: Send + Sync {
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError>;
     /// Newest-first, filtered, paginated audit events.
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError>;
+    /// Delete what is older than `cutoffs` in transactions of at most `batch` rows, then
+    /// the source texts no record references; how many of each went.
+    async fn delete_expired(
+        &self,
+        cutoffs: retention::Cutoffs,
+        batch: usize,
+    ) -> Result<retention::Swept, QueryError>;
     /// `embedded` or `neo4j`.
     fn backend(&self) -> &'static str;
 }
@@ -331,6 +339,13 @@ pub async fn open(
     let path = config.database_path();
     let Some(settings) = &config.neo4j else {
         let store = SqliteStore::open(&path, Destination::History, config.outbox_limit)?;
+        retention::spawn(
+            store.clone(),
+            store.clone(),
+            config.history_retention_days,
+            config.audit_retention_days,
+            shutdown.clone(),
+        );
         return Ok((store.clone(), store, None));
     };
     let store = SqliteStore::open(&path, Destination::Outbox, config.outbox_limit)?;
@@ -366,6 +381,13 @@ pub async fn open(
     });
     let stats = std::sync::Arc::new(shipper::ShipperStats::default());
     shipper::spawn(store.clone(), neo4j.clone(), stats, shutdown.clone());
+    retention::spawn(
+        neo4j.clone(),
+        store.clone(),
+        config.history_retention_days,
+        config.audit_retention_days,
+        shutdown.clone(),
+    );
     Ok((store, neo4j.clone(), Some(neo4j)))
 }
 

@@ -801,12 +801,81 @@ impl HistoryStore for Neo4jStore {
         .await
     }
 
+    async fn delete_expired(
+        &self,
+        cutoffs: super::retention::Cutoffs,
+        batch: usize,
+    ) -> Result<super::retention::Swept, QueryError> {
+        let mut swept = super::retention::Swept::default();
+        if let Some(before) = cutoffs.executions_before {
+            swept.executions = self
+                .drain(
+                    "MATCH (x:Execution) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+            // Code nodes whose every record is gone (a Code node and its first record
+            // are shipped in one transaction, so none is briefly unlinked).
+            swept.code = self
+                .drain(
+                    "MATCH (x:Code) WHERE NOT (x)<-[:OF]-() AND $before IS NOT NULL \
+                     WITH x LIMIT $chunk \
+                     CALL { WITH x DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        if let Some(before) = cutoffs.audit_before {
+            swept.audit_events = self
+                .drain(
+                    "MATCH (x:AuditEvent) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        Ok(swept)
+    }
+
     fn backend(&self) -> &'static str {
         "neo4j"
     }
 }
 
 impl Neo4jStore {
+    /// Run a retention statement (an auto-commit query whose `CALL { ... } IN
+    /// TRANSACTIONS` commits every `batch` rows) in chunks of ten batches, each well inside
+    /// the operation timeout, until a chunk comes back short; the rows it deleted.
+    async fn drain(&self, cypher: &str, before: i64, batch: usize) -> Result<u64, QueryError> {
+        let chunk = (batch * 10) as i64;
+        let mut total = 0;
+        loop {
+            let q = query(cypher)
+                .param("before", before)
+                .param("chunk", chunk)
+                .param("batch", batch as i64);
+            let deleted = self
+                .guarded("retention", async {
+                    let mut rows = self.graph.execute(q).await?;
+                    let row = rows.next().await?;
+                    Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0))
+                })
+                .await
+                .map_err(QueryError::Unavailable)?;
+            total += deleted.max(0) as u64;
+            if deleted < chunk {
+                return Ok(total);
+            }
+        }
+    }
+
     async fn keys(
         &self,
         cypher: &str,

@@ -97,6 +97,7 @@ pub struct SqliteStore {
     outbox_limit: u64,
     outbox_depth: Arc<AtomicU64>,
     recent_code: Mutex<lru::LruCache<String, std::time::Instant>>,
+    path: std::path::PathBuf,
 }
 
 /// Code hashes whose source this process committed lately are not written again (the
@@ -242,6 +243,7 @@ impl SqliteStore {
             destination,
             outbox_limit,
             outbox_depth,
+            path: path.to_owned(),
             recent_code: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(RECENT_CODE_ENTRIES)
                     .unwrap_or(std::num::NonZeroUsize::MIN),
@@ -436,6 +438,53 @@ fn eq(
         conditions.push(format!("{column} = ?"));
         values.push(SqlValue::Text(v.clone()));
     }
+}
+
+/// Retention on its own connection, one bounded transaction per batch with a pause
+/// between, so the writer thread waits at most one batch for the lock.
+fn delete_expired_now(
+    path: &Path,
+    cutoffs: super::retention::Cutoffs,
+    batch: usize,
+) -> Result<super::retention::Swept, QueryError> {
+    let connection = open_connection(path).map_err(QueryError::Unavailable)?;
+    let mut swept = super::retention::Swept::default();
+    let drain = |sql: &str, before: i64| -> Result<u64, QueryError> {
+        let mut total = 0;
+        loop {
+            let deleted = connection
+                .execute(sql, params![before, batch as i64])
+                .map_err(unavailable)? as u64;
+            total += deleted;
+            if deleted < batch as u64 {
+                return Ok(total);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    if let Some(before) = cutoffs.executions_before {
+        swept.executions = drain(
+            "DELETE FROM executions WHERE rowid IN
+             (SELECT rowid FROM executions WHERE ts < ?1 LIMIT ?2)",
+            before,
+        )?;
+        // A text whose every record is gone. (A text and its first record are committed
+        // together, so none is ever briefly unreferenced.)
+        swept.code = drain(
+            "DELETE FROM code WHERE hash IN
+             (SELECT c.hash FROM code c WHERE ?1 IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.code_hash = c.hash) LIMIT ?2)",
+            before,
+        )?;
+    }
+    if let Some(before) = cutoffs.audit_before {
+        swept.audit_events = drain(
+            "DELETE FROM audit_events WHERE rowid IN
+             (SELECT rowid FROM audit_events WHERE ts < ?1 LIMIT ?2)",
+            before,
+        )?;
+    }
+    Ok(swept)
 }
 
 /// The history reads, synchronous; [`HistoryStore`] runs them off the async workers.
@@ -648,6 +697,17 @@ impl HistoryStore for SqliteStore {
 
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
         super::blocking(|| self.audit_log_now(filter))
+    }
+
+    async fn delete_expired(
+        &self,
+        cutoffs: super::retention::Cutoffs,
+        batch: usize,
+    ) -> Result<super::retention::Swept, QueryError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || delete_expired_now(&path, cutoffs, batch))
+            .await
+            .map_err(unavailable)?
     }
 
     fn backend(&self) -> &'static str {
