@@ -10,6 +10,7 @@ mod engine;
 mod javascript;
 mod limits;
 mod output;
+mod packages;
 mod python;
 mod quota;
 
@@ -27,11 +28,15 @@ use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use limits::{LimitCeilings, LimitOverrides, LimitTooHigh, SandboxLimits};
+pub use packages::{
+    JavascriptModule, JavascriptModules, PackageManifest, PythonPackage, PythonPackages,
+};
 
 use engine::{Artifact, ArtifactKind, EpochTicker};
 use javascript::JavascriptState;
 use limits::MemoryLimiter;
 use output::{CappedOutput, Captured};
+use packages::GuestPackages;
 use python::{Outcome, PythonGuestPre, PythonState, Status};
 use quota::ScratchQuota;
 
@@ -142,7 +147,8 @@ pub enum SandboxError {
 /// Start-up settings for the sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Directory holding `python-guest.wasm`, `quickjs.wasm` and `BUILD_ID`.
+    /// Directory holding `python-guest.wasm`, `python-site/`, `quickjs.wasm`,
+    /// `packages.json` and `BUILD_ID`.
     pub guest_dir: PathBuf,
     /// Where compiled guests are cached.
     pub cache_dir: PathBuf,
@@ -185,6 +191,7 @@ struct Inner {
     engine: Engine,
     python: PythonGuestPre<PythonState>,
     javascript: InstancePre<JavascriptState>,
+    packages: GuestPackages,
     build_id: String,
     config: SandboxConfig,
     slots: Semaphore,
@@ -243,6 +250,7 @@ impl Sandbox {
             })?
             .trim()
             .to_owned();
+        let packages = GuestPackages::load(&config.guest_dir)?;
 
         let python = match engine::load_or_compile(
             &engine,
@@ -278,6 +286,7 @@ impl Sandbox {
                 engine,
                 python,
                 javascript,
+                packages,
                 build_id,
                 slots: Semaphore::new(config.max_concurrent_runs.max(1)),
                 config,
@@ -291,6 +300,11 @@ impl Sandbox {
     /// The guest build id: part of every cache key, so a new guest never serves stale results.
     pub fn build_id(&self) -> &str {
         &self.inner.build_id
+    }
+
+    /// What each guest can import (the guest build's `packages.json`).
+    pub fn packages(&self) -> &PackageManifest {
+        &self.inner.packages.manifest
     }
 
     /// Current state for `/health`.
@@ -433,6 +447,12 @@ impl Sandbox {
             .allow_ip_name_lookup(false)
             .preopened_dir(scratch.path(), GUEST_SCRATCH, FsPerms::ReadWrite)
             .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
+            .preopened_dir(
+                &self.inner.packages.python_site,
+                &self.inner.packages.manifest.python.site_mount,
+                FsPerms::ReadOnly,
+            )
+            .map_err(|e| anyhow::Error::from(e).context("preopening the package site"))?
             .build();
         let state = PythonState {
             wasi,

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::call::DynTool;
 
-use super::{execute, generate, graph, history, lint, test, tokens};
+use super::{execute, generate, graph, history, lint, packages, test, tokens};
 
 /// The tools, in the order MCP lists them: built once, shared by every transport.
 pub fn all() -> &'static [Arc<dyn DynTool>] {
@@ -19,6 +19,7 @@ fn build() -> Vec<Arc<dyn DynTool>> {
         Arc::new(lint::LintCode),
         Arc::new(test::RunTests),
         Arc::new(generate::GenerateCode),
+        Arc::new(packages::ListPackages),
         Arc::new(graph::GraphQuery),
         Arc::new(graph::GraphUpsert),
         Arc::new(history::ExecutionHistory),
