@@ -223,6 +223,17 @@ pub enum Cached {
     Unknown,
 }
 
+impl Cached {
+    /// The answer, if the memory copy could give one.
+    fn answer(self) -> Option<Option<Caller>> {
+        match self {
+            Cached::Valid(caller) => Some(Some(caller)),
+            Cached::Invalid => Some(None),
+            Cached::Unknown => None,
+        }
+    }
+}
+
 /// Prefix of every token we mint (makes leaked tokens easy to grep for).
 const TOKEN_PREFIX: &str = "sg_";
 
@@ -444,18 +455,14 @@ impl TokenStore {
     /// (blocking: reloads a stale memory copy, or reads the database when it is off).
     pub fn authenticate(&self, token: &str) -> anyhow::Result<Option<Caller>> {
         if self.active.is_some() {
-            match self.cached(token) {
-                Cached::Valid(caller) => return Ok(Some(caller)),
-                Cached::Invalid => return Ok(None),
-                Cached::Unknown => {
-                    self.reload()?;
-                    return Ok(match self.cached(token) {
-                        Cached::Valid(caller) => Some(caller),
-                        Cached::Invalid => None,
-                        // Changed again while reloading: the database decides.
-                        Cached::Unknown => self.authenticate_in_database(token)?,
-                    });
-                }
+            if let Some(answer) = self.cached(token).answer() {
+                return Ok(answer);
+            }
+            self.reload()?;
+            // Still unknown only if tokens changed again while reloading: then the
+            // database decides.
+            if let Some(answer) = self.cached(token).answer() {
+                return Ok(answer);
             }
         }
         self.authenticate_in_database(token)

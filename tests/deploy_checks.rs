@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::contract::get_as;
 use common::{TestServer, neo4j_uri, repo_root};
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))
             .unwrap_or(name);
-        // `sandgraph-slo` (a group name) and the dashboard uid are not metrics.
+        // A bare `sandgraph_` (no name after it) is not a metric.
         if base.len() > "sandgraph_".len() {
             names.insert(base.to_owned());
         }
@@ -97,32 +98,11 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported() {
     assert_eq!(server.post("/generate_code", template.clone()).await.0, 200);
     assert_eq!(server.post("/generate_code", template).await.0, 429);
     let agent = common::client_with_token(&server.create_token("agent", "metrics"));
-    let denied = agent
-        .get(server.url("/audit_log"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(denied.as_u16(), 403);
+    assert_eq!(get_as(&server, &agent, "/audit_log").await.0, 403);
     let stranger = common::client_with_token("sg_not_a_token");
-    let refused = stranger
-        .get(server.url("/prompts"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(refused.as_u16(), 401);
+    assert_eq!(get_as(&server, &stranger, "/prompts").await.0, 401);
 
-    let exposition = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let exported = metric_names(&exposition);
+    let exported = metric_names(&server.get_open_text("/metrics").await);
     let missing: Vec<_> = wanted.difference(&exported).collect();
     assert!(
         missing.is_empty(),

@@ -156,16 +156,7 @@ async fn unknown_paths_add_no_metric_series() {
             .collect()
     };
     let anonymous = reqwest::Client::new();
-    let metrics = || async {
-        anonymous
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || server.get_open_text("/metrics");
     // One unknown path first, so the `unmatched` series exists before counting.
     anonymous.get(server.url("/warm-up")).send().await.unwrap();
     let (status, _) = server.post("/executions/abc", json!({})).await;

@@ -162,6 +162,16 @@ impl TestServer {
         )
     }
 
+    /// GET `path` with no token (the open endpoints) and return the body as text.
+    pub async fn get_open_text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .expect("request failed")
+            .text()
+            .await
+            .expect("text body")
+    }
+
     /// GET `path` with the admin token and parse the JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
