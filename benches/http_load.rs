@@ -145,6 +145,8 @@ enum Kind {
     Spinners { spinners: usize },
     /// `python3 -c` spawned per request, in this process.
     Subprocess,
+    /// `GET /workspaces/{id}/files/{path}` of a `bytes`-long file written once before.
+    Download { bytes: usize },
 }
 
 struct Scenario {
@@ -217,6 +219,12 @@ fn scenarios() -> Vec<Scenario> {
             kind: Kind::Spinners {
                 spinners: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             },
+        },
+        Scenario {
+            name: "ws_read_1mib",
+            what: "download a 1 MiB workspace file (REST), written once before",
+            concurrency: 1,
+            kind: Kind::Download { bytes: 1 << 20 },
         },
         Scenario {
             name: "sleep64",
@@ -433,6 +441,49 @@ struct Shared {
     client_headers: HeaderMap,
     base: String,
     counter: AtomicU64,
+    /// The download URL and size of the file the `Download` scenarios read.
+    download: std::sync::OnceLock<(String, usize)>,
+}
+
+/// Create a workspace holding a `bytes`-long file; its download URL.
+async fn prepare_download(shared: &Shared, bytes: usize) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let created = shared
+        .client
+        .post(format!("{}/workspaces", shared.base))
+        .json(&json!({}))
+        .send()
+        .await?;
+    let status = created.status();
+    let created: Value = created.json().await?;
+    let Some(id) = created["workspace_id"].as_str() else {
+        bail!("create_workspace: HTTP {status}: {created}");
+    };
+    let content: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let written = shared
+        .client
+        .post(format!("{}/workspaces/{id}/files", shared.base))
+        .json(&json!({
+            "path": "big.bin",
+            "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
+        }))
+        .send()
+        .await?;
+    if !written.status().is_success() {
+        bail!("write_file: HTTP {}: {}", written.status(), written.text().await?);
+    }
+    Ok(format!("{}/workspaces/{id}/files/big.bin", shared.base))
+}
+
+async fn download_once(shared: &Shared) -> anyhow::Result<()> {
+    let (url, bytes) = shared.download.get().context("no file to download")?;
+    let response = shared.client.get(url).send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() || body.len() != *bytes {
+        bail!("download: HTTP {status}, {} bytes", body.len());
+    }
+    Ok(())
 }
 
 /// One request; `Ok(())` when the run printed what was expected.
@@ -520,6 +571,7 @@ async fn closed_loop(
                         http_once(&shared, "python", "print('hi')", "hi\n", false).await
                     }
                     Kind::Subprocess => subprocess_once(&python).await,
+                    Kind::Download { .. } => download_once(&shared).await,
                     Kind::Burst { .. } => unreachable!(),
                 };
                 let us = (t.elapsed().as_micros() as u64).clamp(1, 600_000_000);
@@ -646,7 +698,19 @@ async fn run_scenario(
         Kind::Spinners { spinners } => Some(start_spinners(&shared, spinners).await),
         _ => None,
     };
-    if let Kind::Http { .. } | Kind::Subprocess | Kind::Spinners { .. } = scenario.kind {
+    if let Kind::Download { bytes } = scenario.kind
+        && shared.download.get().is_none()
+    {
+        match prepare_download(&shared, bytes).await {
+            Ok(url) => {
+                let _ = shared.download.set((url, bytes));
+            }
+            Err(err) => eprintln!("{}: could not prepare the file: {err:#}", scenario.name),
+        }
+    }
+    if let Kind::Http { .. } | Kind::Subprocess | Kind::Spinners { .. } | Kind::Download { .. } =
+        scenario.kind
+    {
         // Warm-up: connections, allocator, page cache.
         let _ = closed_loop(shared.clone(), scenario, Duration::from_secs(1), false).await;
     }
@@ -744,6 +808,7 @@ fn main() -> anyhow::Result<()> {
                 .map(|d| d.as_secs() << 20)
                 .unwrap_or(0),
         ),
+        download: std::sync::OnceLock::new(),
     });
 
     // The load generator gets one thread so the server keeps (almost) both cores.

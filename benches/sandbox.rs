@@ -7,6 +7,9 @@
 //!   same on a sandbox built with `pooling: false` (wasmtime's on-demand allocator, a
 //!   fresh memory mapping per run), so the pooling allocator's effect is measured in the
 //!   same run.
+//! * `execute/python_print_hi_in_workspace_10_files`: the same run in a workspace that
+//!   holds 10 small files (`Workspaces::begin_run`, `Sandbox::execute_in`,
+//!   `Workspaces::finish_run`), side by side with the plain run.
 //! * `execute/javascript_console_log_hi`: the same for QuickJS (`qjs -e`).
 //! * `naive/python_cli_print_hi`: plain wasmtime + `wasmtime_wasi::p1` running the
 //!   CPython WASI command module `build/guest/python-cli.wasm` (`python -c
@@ -31,7 +34,11 @@ use anyhow::Context as _;
 use common::{guest_dir, loadavg, machine, target_dir};
 use criterion::{Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
-use sandgraph::sandbox::{ExitReason, Language, Sandbox, SandboxConfig, SandboxLimits};
+use sandgraph::sandbox::{
+    CancellationToken, ExitReason, Language, RunDir, Sandbox, SandboxConfig, SandboxLimits,
+};
+use sandgraph::store::workspaces::SqliteWorkspaceStore;
+use sandgraph::workspace::{InputFile, WorkspacePath, WorkspaceSettings, Workspaces};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::I32Exit;
@@ -261,6 +268,72 @@ fn main() {
             histogram,
         });
     }
+    // A run in a workspace holding 10 small files, side by side with the plain run above:
+    // what the workspace adds (its lease and reservation in the metadata store, the walk
+    // before and after, the diff) on top of the same guest work.
+    let ws_dir = tempfile::tempdir().expect("workspace dir");
+    let workspaces = Arc::new(load_workspaces(ws_dir.path()));
+    let ws_id = runtime.block_on(async {
+        let info = workspaces.create("bench").await.expect("create workspace");
+        for i in 0..10 {
+            let file = InputFile {
+                path: WorkspacePath::parse(&format!("data/file{i}.txt")).expect("path"),
+                bytes: format!("row {i}\n").repeat(20).into_bytes(),
+            };
+            workspaces
+                .write_file("bench", &info.workspace_id, file, &CancellationToken::new())
+                .await
+                .expect("write file");
+        }
+        info.workspace_id
+    });
+    {
+        let histogram = recorder();
+        let h = histogram.clone();
+        let sandbox = sandbox.clone();
+        let workspaces = workspaces.clone();
+        let ws_id = ws_id.clone();
+        group.bench_function("python_print_hi_in_workspace_10_files", move |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let sandbox = sandbox.clone();
+                let workspaces = workspaces.clone();
+                let ws_id = ws_id.clone();
+                let h = h.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let cancel = CancellationToken::new();
+                        let started = Instant::now();
+                        let scope = workspaces
+                            .begin_run("bench", &ws_id, Vec::new(), &cancel)
+                            .await
+                            .expect("begin run");
+                        let dir = RunDir::Existing {
+                            path: scope.dir().to_owned(),
+                            budget: scope.budget(),
+                        };
+                        let out = sandbox
+                            .execute_in("print('hi')", SandboxLimits::default(), dir, scope.cancel())
+                            .await
+                            .expect("sandbox run");
+                        let changes = workspaces.finish_run(scope, false).await.expect("finish");
+                        let elapsed = started.elapsed();
+                        debug_assert_eq!(out.stdout, "hi\n");
+                        debug_assert!(changes.changed.is_empty());
+                        std::hint::black_box((out, changes));
+                        record(&h, elapsed);
+                        total += elapsed;
+                    }
+                    total
+                }
+            })
+        });
+        rows.push(Row {
+            name: "python_print_hi_in_workspace_10_files",
+            what: "the same run in a workspace holding 10 small files (lease, walk before and after, diff, usage recorded)",
+            histogram,
+        });
+    }
     group.finish();
 
     // Throughput: BATCH python runs started at once on the multi-thread runtime; the
@@ -369,6 +442,16 @@ fn load_sandbox(cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
         guest_threads: 0,
     })
     .expect("loading the sandbox (run `make guest` first)")
+}
+
+fn load_workspaces(root: &Path) -> Workspaces {
+    let store = SqliteWorkspaceStore::open(&root.join("workspaces.db")).expect("workspace store");
+    Workspaces::open(
+        root.join("workspaces"),
+        Arc::new(store),
+        WorkspaceSettings::default(),
+    )
+    .expect("workspaces")
 }
 
 fn report(rows: &[Row]) {

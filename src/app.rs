@@ -58,6 +58,7 @@ impl App {
         if mode == Mode::Serve {
             tools = tools.with_metrics(telemetry::install_metrics(&shutdown)?);
         }
+        tools.workspaces.spawn_janitor(&shutdown);
         Ok(App {
             tools,
             shutdown,

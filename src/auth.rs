@@ -81,11 +81,14 @@ pub enum Endpoint {
     Prompts,
     /// token management (`/admin/tokens`)
     Tokens,
+    /// workspaces and their files (`create_workspace`, `write_file`, ..., resource reads
+    /// and downloads)
+    Workspaces,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::ExecuteCode,
         Endpoint::LintCode,
         Endpoint::RunTests,
@@ -96,6 +99,7 @@ impl Endpoint {
         Endpoint::AuditLog,
         Endpoint::Prompts,
         Endpoint::Tokens,
+        Endpoint::Workspaces,
     ];
 
     /// The name used in config keys, metrics and audit events.
@@ -111,6 +115,7 @@ impl Endpoint {
             Endpoint::AuditLog => "audit_log",
             Endpoint::Prompts => "prompts",
             Endpoint::Tokens => "tokens",
+            Endpoint::Workspaces => "workspaces",
         }
     }
 
@@ -122,7 +127,8 @@ impl Endpoint {
             | Endpoint::RunTests
             | Endpoint::GenerateCode
             | Endpoint::GraphQuery
-            | Endpoint::Prompts => Role::Agent,
+            | Endpoint::Prompts
+            | Endpoint::Workspaces => Role::Agent,
             Endpoint::GraphUpsert | Endpoint::History => Role::Developer,
             Endpoint::AuditLog | Endpoint::Tokens => Role::Admin,
         }

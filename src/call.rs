@@ -113,6 +113,30 @@ pub trait Tool: Send + Sync + 'static {
     ) -> Result<Self::Response, ToolError>;
 }
 
+/// Content a result carries besides its JSON, for transports that can show it (MCP
+/// image content and resource links); never part of the JSON, never audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    /// A picture (`image/png`, `image/jpeg`, `image/gif`).
+    Image {
+        /// Its MIME type.
+        mime: &'static str,
+        /// The image bytes.
+        data: Vec<u8>,
+    },
+    /// A resource the caller can read (`resources/read`).
+    Link {
+        /// Its URI.
+        uri: String,
+        /// Its name (a file path).
+        name: String,
+        /// Its MIME type.
+        mime: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+}
+
 /// How a result is remembered and shown.
 pub trait ToolResponse {
     /// The history record of this result, if the tool keeps one (history reads do not:
@@ -124,6 +148,15 @@ pub trait ToolResponse {
     /// every field. Default: the JSON.
     fn render(&self) -> Option<String> {
         None
+    }
+    /// What the call's audit event says about it (which workspace, how many files;
+    /// never code or file contents). Default: nothing.
+    fn audit_detail(&self) -> Option<String> {
+        None
+    }
+    /// Pictures and links to show beside the text (moved out of the result).
+    fn attachments(&mut self) -> Vec<Attachment> {
+        Vec::new()
     }
 }
 
@@ -137,13 +170,15 @@ pub enum Args {
     Unreadable(ToolError),
 }
 
-/// A finished call: the result as JSON, and its text rendering when the transport asked
-/// for one (MCP shows it; REST does not, so it does not pay for it).
+/// A finished call: the result as JSON, and its text rendering and attachments when the
+/// transport asked for them (MCP shows them; REST does not, so it does not pay for them).
 pub struct Called {
     /// The response as JSON (REST body, MCP `structuredContent`).
     pub body: Value,
     /// The text rendering (MCP text content), if asked for.
     pub text: Option<String>,
+    /// Pictures and resource links (MCP content blocks after the text), if asked for.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Whether the transport shows a text rendering of the result.
@@ -195,12 +230,21 @@ impl<T: Tool> DynTool for T {
         args: Args,
         rendering: Rendering,
     ) -> Result<Called, ToolError> {
-        let response = pipeline(tools, ctx, self, || parse::<T::Request>(args)).await?;
+        let mut response = pipeline(tools, ctx, self, || parse::<T::Request>(args)).await?;
         let body = serde_json::to_value(&response)
             .map_err(|e| ToolError::Internal(anyhow::anyhow!("serialising the result: {e}")))?;
-        let text = (rendering == Rendering::WithText)
-            .then(|| response.render().unwrap_or_else(|| body.to_string()));
-        Ok(Called { body, text })
+        let with_text = rendering == Rendering::WithText;
+        let text = with_text.then(|| response.render().unwrap_or_else(|| body.to_string()));
+        let attachments = if with_text {
+            response.attachments()
+        } else {
+            Vec::new()
+        };
+        Ok(Called {
+            body,
+            text,
+            attachments,
+        })
     }
 }
 
@@ -344,7 +388,7 @@ async fn record<R: ToolResponse>(
             } else {
                 AuditDecision::Allowed
             };
-            let mut event = AuditEvent::new(ctx, name, decision, None);
+            let mut event = AuditEvent::new(ctx, name, decision, response.audit_detail());
             event.outcome = Some(outcome.clone());
             observe(ctx, name, &outcome, cached);
             let mut records = vec![Record::Audit(event)];

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::sandbox::{LimitCeilings, SandboxConfig, default_guest_dir};
+use crate::workspace::WorkspaceSettings;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,8 @@ pub struct Config {
     /// backstop (changes made through sandgraph are seen at once); zero turns the copy
     /// off (every request reads the database).
     pub token_reload: Duration,
+    /// Workspace TTL, quotas and housekeeping.
+    pub workspaces: WorkspaceSettings,
     /// A bootstrap admin token (for scripts and compose); created if missing.
     #[serde(skip)]
     pub admin_token: Option<String>,
@@ -187,6 +190,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             sandbox: SandboxSettings::default(),
             token_reload: Duration::from_secs(10),
+            workspaces: WorkspaceSettings::default(),
             admin_token: None,
             rate_limits: RateLimitSettings::default(),
             cache: CacheSettings::default(),
@@ -243,6 +247,22 @@ impl Config {
     /// The embedded SQLite database (tokens, outbox, embedded history).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("sandgraph.db")
+    }
+
+    /// Where workspaces live.
+    pub fn workspaces_dir(&self) -> PathBuf {
+        self.data_dir.join("workspaces")
+    }
+
+    /// Largest request body read whole: JSON escaping can double a source text and
+    /// `run_tests` carries two; a file in base64 is 4/3 of its size.
+    pub fn body_limit(&self) -> usize {
+        let code = self.max_code_bytes.saturating_mul(4);
+        let file = usize::try_from(self.workspaces.max_file_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(4)
+            / 3;
+        code.max(file).saturating_add(1 << 20)
     }
 
     /// The sandbox's start-up settings derived from this config.
@@ -324,7 +344,7 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         env: "SANDGRAPH_DATA_DIR",
         default: "./data",
-        doc: "data directory: the embedded database (tokens, outbox, history), compiled guests, scratch dirs",
+        doc: "data directory: the embedded database (tokens, outbox, history, workspace metadata), compiled guests, scratch dirs, workspaces",
         apply: Apply::One(|c, _, v| {
             c.data_dir = PathBuf::from(v);
             Ok(())
@@ -390,6 +410,96 @@ pub static SETTINGS: &[Setting] = &[
         doc: "with pooling, bytes of each finished run's memory kept resident and reset in place",
         apply: Apply::One(|c, k, v| {
             c.sandbox.pool_keep_resident_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACE_TTL_SECONDS",
+        default: "1800",
+        doc: "idle time after which a workspace expires (every call naming it extends it)",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.ttl_seconds = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACE_QUOTA_BYTES",
+        default: "67108864",
+        doc: "most bytes one workspace's files may hold; a write past it fails (a run sees `OSError: Disk quota exceeded`, a tool call 507)",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.quota_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACE_MAX_FILES",
+        default: "1000",
+        doc: "most entries (files, directories, links) one workspace may hold",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.max_files = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACES_PER_CALLER",
+        default: "8",
+        doc: "most live workspaces one caller may have",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.per_caller = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACES_DISK_BYTES",
+        default: "4294967296",
+        doc: "most bytes all workspaces together may hold; past it writes fail with 507",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.disk_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_WORKSPACE_SWEEP_MS",
+        default: "60000",
+        doc: "how often expired workspaces are removed",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.sweep_interval_ms = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_FILE_BYTES",
+        default: "8388608",
+        doc: "largest file passed in a tool call (`files`, `write_file`) or returned by `read_file`; downloads and resource reads may be up to a workspace's quota",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.max_file_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_INLINE_TEXT_BYTES",
+        default: "4096",
+        doc: "text files a run wrote up to this size come back inline in its result",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.inline_text_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_IMAGE_MAX_BYTES",
+        default: "2097152",
+        doc: "largest picture (after SVG rendering) a run's result returns as MCP image content",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.image_max_bytes = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_IMAGES_PER_RESULT",
+        default: "4",
+        doc: "most pictures one result returns as MCP image content",
+        apply: Apply::One(|c, k, v| {
+            c.workspaces.images_per_result = parse(k, v)?;
             Ok(())
         }),
     },
@@ -475,7 +585,7 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         env: "SANDGRAPH_RATE_LIMIT_<ENDPOINT>",
         default: "(the default rate)",
-        doc: "per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE; endpoints: execute_code, lint_code, run_tests, generate_code, graph_query, graph_upsert, history, audit_log, prompts, tokens",
+        doc: "per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE; endpoints: execute_code, lint_code, run_tests, generate_code, graph_query, graph_upsert, history, audit_log, prompts, tokens, workspaces",
         apply: Apply::PerEndpoint(|c, endpoint, v| {
             c.rate_limits.endpoints.insert(endpoint.to_owned(), v);
             Ok(())

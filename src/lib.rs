@@ -14,6 +14,8 @@
 //! - [`sandbox`]: wasmtime: the engine, the compiled and pre-linked guests, and a fresh
 //!   store per run with time, memory, scratch-file and output limits. Knows nothing about
 //!   tools.
+//! - [`workspace`]: directories that outlive a call, behind server-minted handles:
+//!   paths, quotas, no-follow file access, expiry, pictures for chat clients.
 //! - [`auth`]: bearer tokens (SHA-256 hashes in SQLite), roles, and which role each
 //!   endpoint needs.
 //! - [`rate_limit`]: per-caller, per-endpoint limits (governor).
@@ -39,3 +41,4 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
+pub mod workspace;

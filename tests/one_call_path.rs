@@ -29,6 +29,12 @@ fn sample_arguments(tool: &str, known: &Known) -> Value {
         "create_token" => json!({"role": "agent", "name": "made-by-test"}),
         "list_tokens" => json!({}),
         "revoke_token" => json!({"id": known.revocable_token}),
+        "create_workspace" => json!({}),
+        "write_file" => {
+            json!({"workspace_id": known.workspace_id, "path": "a.txt", "content": "x"})
+        }
+        "read_file" | "delete_file" => json!({"workspace_id": known.workspace_id, "path": "a.txt"}),
+        "list_files" | "delete_workspace" => json!({"workspace_id": known.workspace_id}),
         other => panic!("no sample arguments for tool {other}: add them to tests/one_call_path.rs"),
     }
 }
@@ -37,6 +43,42 @@ struct Known {
     execution_id: String,
     code_hash: String,
     revocable_token: String,
+    /// The calling tool's own workspace, for the workspace tools (set per tool).
+    workspace_id: String,
+}
+
+/// Calls a tool needs before it can succeed, made by the same caller (and so in its
+/// audit trail): a workspace of its own, and a file in it.
+async fn prepare(
+    tool: &str,
+    server: &TestServer,
+    client: &reqwest::Client,
+    known: &mut Known,
+) -> Vec<&'static str> {
+    let needs_workspace = matches!(
+        tool,
+        "write_file" | "read_file" | "list_files" | "delete_file" | "delete_workspace"
+    );
+    if !needs_workspace {
+        return Vec::new();
+    }
+    let (status, created) = rest(server, client, RestMethod::Post, "/workspaces", &json!({})).await;
+    assert_eq!(status, 201, "{created}");
+    known.workspace_id = created["workspace_id"].as_str().unwrap().to_owned();
+    if !matches!(tool, "read_file" | "delete_file") {
+        return vec!["create_workspace"];
+    }
+    let args = json!({"workspace_id": known.workspace_id, "path": "a.txt", "content": "x"});
+    let (status, written) = rest(
+        server,
+        client,
+        RestMethod::Post,
+        "/workspaces/{workspace_id}/files",
+        &args,
+    )
+    .await;
+    assert_eq!(status, 200, "{written}");
+    vec!["create_workspace", "write_file"]
 }
 
 /// Call a tool over REST as its spec says: path parameters from `args`, the rest in
@@ -52,7 +94,8 @@ async fn rest(
     let mut url_path = path.to_owned();
     while let Some(start) = url_path.find('{') {
         let end = url_path[start..].find('}').unwrap() + start;
-        let name = url_path[start + 1..end].to_owned();
+        // `{*path}` captures the rest of the path.
+        let name = url_path[start + 1..end].trim_start_matches('*').to_owned();
         let value = args.remove(&name).unwrap();
         url_path.replace_range(start..=end, value.as_str().unwrap());
     }
@@ -114,10 +157,11 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
     server.wait_shipped(Duration::from_secs(60)).await;
     let spare = format!("spare-{}", uuid_like());
     server.create_token("agent", &spare);
-    let known = Known {
+    let mut known = Known {
         execution_id: run["id"].as_str().unwrap().to_owned(),
         code_hash: run["code_hash"].as_str().unwrap().to_owned(),
         revocable_token: caller_id(&server, &spare),
+        workspace_id: String::new(),
     };
     let mut failures = Vec::new();
     for tool in registry::all() {
@@ -127,6 +171,7 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
         let name = format!("{}-{}", spec.name, uuid_like());
         let client = client_with_token(&server.create_token(role, &name));
         let caller = caller_id(&server, &name);
+        let prepared = prepare(spec.name, &server, &client, &mut known).await;
         let args = sample_arguments(spec.name, &known);
         let (status, body) = rest(&server, &client, spec.rest.method, spec.rest.path, &args).await;
         if status != spec.rest.status {
@@ -178,11 +223,12 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
         if refused_status != wanted_status {
             failures.push(format!("{} refused call: {refused_status}", spec.name));
         }
-        let want = if expected_decision == "forbidden" {
-            1
-        } else {
-            2
-        };
+        let want = prepared.len()
+            + if expected_decision == "forbidden" {
+                1
+            } else {
+                2
+            };
         let events = events_of(&server, &caller, want).await;
         let shape: Vec<(String, String, String)> = events
             .iter()
@@ -194,7 +240,11 @@ async fn every_registered_tool_leaves_one_audit_event_per_call_with_its_real_out
                 )
             })
             .collect();
-        let mut expected = vec![(spec.name.to_owned(), "allowed".to_owned(), "ok".to_owned())];
+        let mut expected: Vec<(String, String, String)> = prepared
+            .iter()
+            .map(|name| (name.to_string(), "allowed".to_owned(), "ok".to_owned()))
+            .collect();
+        expected.push((spec.name.to_owned(), "allowed".to_owned(), "ok".to_owned()));
         if expected_decision == "allowed" {
             expected.push((spec.name.to_owned(), "allowed".into(), "refused".into()));
         }

@@ -69,6 +69,9 @@ impl From<ToolError> for ApiError {
             ToolError::TooLarge { detail } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
             ToolError::Forbidden { detail } => Self::new(StatusCode::FORBIDDEN, detail),
             ToolError::NotFound { detail } => Self::new(StatusCode::NOT_FOUND, detail),
+            ToolError::QuotaExceeded { detail } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, detail)
+            }
             ToolError::Cancelled { .. } => Self::new(
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
                 "the call was cancelled",

@@ -33,11 +33,15 @@ const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
 
 /// Build the whole HTTP application.
 pub fn router(tools: Tools) -> Router {
-    // JSON escaping can double a source text and `run_tests` carries two; bodies up to
-    // this size are read whole, so an oversize `code` gets a 413 naming the field.
-    let body_limit = tools.config.max_code_bytes * 4 + (1 << 20);
+    // Bodies up to this size are read whole, so an oversize `code` or file gets a 413
+    // naming the field.
+    let body_limit = tools.config.body_limit();
     let mcp_service = mcp::streamable_http_service(tools.clone());
     tool_routes(Router::new())
+        .route(
+            "/workspaces/{workspace_id}/files/{*path}",
+            get(download_file),
+        )
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
         .route("/health", get(health))
@@ -259,7 +263,7 @@ async fn rest_call(
     let spec = tool.spec();
     let args = match spec.rest.method {
         RestMethod::Post => match Json::<Value>::from_request(request, &()).await {
-            Ok(Json(value)) => Args::Json(value),
+            Ok(Json(value)) => with_path_params(value, params),
             Err(rejection) => {
                 let error = ApiError::from(rejection);
                 Args::Unreadable(ToolError::Unreadable {
@@ -306,6 +310,79 @@ async fn rest_call(
     }
 }
 
+/// A POST body with the route's path parameters added (`/workspaces/{workspace_id}/files`
+/// names the workspace in the path); a body naming a different value is refused.
+fn with_path_params(body: Value, params: Vec<(String, String)>) -> Args {
+    if params.is_empty() {
+        return Args::Json(body);
+    }
+    let mut object = match body {
+        Value::Object(object) => object,
+        Value::Null => Default::default(),
+        other => return Args::Json(other),
+    };
+    for (name, value) in params {
+        match object.get(&name) {
+            Some(given) if given.as_str() != Some(value.as_str()) => {
+                return Args::Unreadable(ToolError::Unreadable {
+                    status: 422,
+                    detail: format!("{name} in the path and in the body differ"),
+                });
+            }
+            _ => {
+                object.insert(name, Value::String(value));
+            }
+        }
+    }
+    Args::Json(Value::Object(object))
+}
+
+/// `GET /workspaces/{workspace_id}/files/{*path}`: a workspace file's bytes, for its
+/// owner only (anyone else gets 404), audited as one workspaces call. Served as an
+/// attachment that browsers must not sniff or run: the bytes are whatever a guest wrote.
+async fn download_file(
+    State(tools): State<Tools>,
+    Extension(ctx): Extension<CallContext>,
+    Path((workspace_id, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let parsed = crate::workspace::WorkspacePath::parse(&path);
+    let (file, bytes) = call::audited(
+        &tools,
+        &ctx,
+        Endpoint::Workspaces,
+        "download_file",
+        tools::workspace::read_for_download(&tools, &ctx, &workspace_id, parsed),
+    )
+    .await?;
+    let name = file.path.rsplit('/').next().unwrap_or("file").to_owned();
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        crate::workspace::WorkspacePath::parse(&name)
+            .map(|p| p.encoded())
+            .unwrap_or_else(|_| "file".to_owned())
+    );
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    let mime = HeaderValue::from_str(&file.mime)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, mime);
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&file.sha256) {
+        headers.insert(HeaderName::from_static("x-content-sha256"), value);
+    }
+    Ok(response)
+}
+
 async fn list_prompts(
     State(tools): State<Tools>,
     Extension(ctx): Extension<CallContext>,
@@ -323,10 +400,8 @@ async fn get_prompt(
     Path(slug): Path<String>,
 ) -> Result<Json<tools::prompts::Prompt>, ApiError> {
     let prompt = call::audited(&tools, &ctx, Endpoint::Prompts, "get_prompt", async {
-        tools::prompts::get(&slug, &tools.config.sandbox.limits).ok_or_else(|| {
-            ToolError::NotFound {
-                detail: format!("no prompt named {slug:?}; GET /prompts lists them"),
-            }
+        tools::prompts::get(&slug, &tools.config).ok_or_else(|| ToolError::NotFound {
+            detail: format!("no prompt named {slug:?}; GET /prompts lists them"),
         })
     })
     .await?;

@@ -7,9 +7,10 @@ use rmcp::RoleServer;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{CallContext, Transport};
 use crate::auth::{Caller, Endpoint};
-use crate::call::{self, Args, DynTool, Rendering};
+use crate::call::{self, Args, Attachment, DynTool, Rendering};
 use crate::tools::{self, ToolError, Tools, registry};
 
 /// Instructions sent to MCP clients at initialisation.
@@ -28,7 +29,11 @@ Python (CPython 3.14) or JavaScript (QuickJS) program with no network, no enviro
 a private scratch directory (/scratch, Python only); the result says how it ended in \
 `exit_reason` (ok, error, timeout, memory_limit, output_limit, file_quota). `lint_code` lints \
 Python without running it, `run_tests` runs pytest, `generate_code` renders Jinja2 templates. \
-The prompts (and the sandgraph://prompts/* resources) explain each tool and the limits.";
+For work across calls, `create_workspace` gives a private directory (workspace_id) that \
+execute_code and run_tests can run in: files written there stay, results list the files a run \
+created or changed as sandgraph://workspaces/{id}/files/{path} resources, and PNG/JPEG/GIF/SVG \
+pictures come back as images. The prompts (and the sandgraph://prompts/* resources) explain \
+each tool and the limits; the `workspaces-and-charts` prompt shows how to draw a chart.";
 
 /// One MCP session's handler; clones share the tools and the registry.
 #[derive(Clone)]
@@ -49,6 +54,7 @@ fn tool_error(err: ToolError) -> CallToolResult {
         ToolError::Busy { .. } => ("busy", err.to_string()),
         ToolError::Forbidden { .. } => ("forbidden", err.to_string()),
         ToolError::NotFound { .. } => ("not_found", err.to_string()),
+        ToolError::QuotaExceeded { .. } => ("quota_exceeded", err.to_string()),
         ToolError::Cancelled { .. } => ("cancelled", err.to_string()),
         ToolError::RateLimited { .. } => ("rate_limited", err.to_string()),
         ToolError::Internal(inner) => {
@@ -154,6 +160,32 @@ impl SandgraphMcp {
     }
 }
 
+/// An attachment as an MCP content block.
+fn content_block(attachment: Attachment) -> ContentBlock {
+    use base64::Engine as _;
+    match attachment {
+        Attachment::Image { mime, data } => {
+            ContentBlock::image(base64::engine::general_purpose::STANDARD.encode(data), mime)
+        }
+        Attachment::Link {
+            uri,
+            name,
+            mime,
+            size,
+        } => ContentBlock::resource_link(
+            Resource::new(uri, name)
+                .with_mime_type(mime)
+                .with_size(size),
+        ),
+    }
+}
+
+/// `sandgraph://workspaces/{id}/files/{path}` split into the id and the (encoded) path.
+fn workspace_file_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix("sandgraph://workspaces/")?
+        .split_once("/files/")
+}
+
 /// The URI of a prompt's text as an MCP resource.
 fn prompt_uri(slug: &str) -> String {
     format!("sandgraph://prompts/{slug}")
@@ -208,9 +240,9 @@ impl ServerHandler for SandgraphMcp {
             .await
         {
             Ok(called) => {
-                let mut result = CallToolResult::success(vec![ContentBlock::text(
-                    called.text.unwrap_or_default(),
-                )]);
+                let mut content = vec![ContentBlock::text(called.text.unwrap_or_default())];
+                content.extend(called.attachments.into_iter().map(content_block));
+                let mut result = CallToolResult::success(content);
                 result.structured_content = Some(called.body);
                 result
             }
@@ -250,7 +282,7 @@ impl ServerHandler for SandgraphMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let ctx = self.request_context(&context)?;
-        let limits = &self.tools.config.sandbox.limits;
+        let limits = self.tools.config.as_ref();
         let prompt = call::audited(&self.tools, &ctx, Endpoint::Prompts, "get_prompt", async {
             tools::prompts::get(&request.name, limits).ok_or_else(|| ToolError::NotFound {
                 detail: format!("no prompt named {:?}", request.name),
@@ -298,7 +330,12 @@ impl ServerHandler for SandgraphMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let ctx = self.request_context(&context)?;
-        let limits = &self.tools.config.sandbox.limits;
+        if let Some((workspace_id, path)) = workspace_file_uri(&request.uri) {
+            return self
+                .read_workspace_file(&ctx, &request.uri, workspace_id, path)
+                .await;
+        }
+        let limits = self.tools.config.as_ref();
         let uri = request.uri.clone();
         let prompt = call::audited(
             &self.tools,
@@ -323,6 +360,20 @@ impl ServerHandler for SandgraphMcp {
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let template = ResourceTemplate::new(tools::workspace::FILE_URI_TEMPLATE, "workspace-file")
+            .with_title("A file in one of your workspaces")
+            .with_description(
+                "A file a run or write_file put in a workspace (yours only); results of \
+                 execute_code and run_tests link the files they created or changed.",
+            );
+        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
@@ -334,6 +385,43 @@ impl ServerHandler for SandgraphMcp {
         .with_protocol_version(ProtocolVersion::V_2025_11_25)
         .with_server_info(Implementation::new("sandgraph", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+}
+
+impl SandgraphMcp {
+    /// `resources/read` of a workspace file: audited as one workspaces call; text
+    /// when it is UTF-8 text, else a base64 blob. Another caller's workspace does not
+    /// exist.
+    async fn read_workspace_file(
+        &self,
+        ctx: &CallContext,
+        uri: &str,
+        workspace_id: &str,
+        path: &str,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        use base64::Engine as _;
+        let path = crate::workspace::path::decode(path);
+        let (file, bytes) = call::audited(
+            &self.tools,
+            ctx,
+            Endpoint::Workspaces,
+            "read_resource",
+            tools::workspace::read_for_download(&self.tools, ctx, workspace_id, path),
+        )
+        .await
+        .map_err(|e| match e {
+            ToolError::NotFound { .. } => ErrorData::resource_not_found(uri.to_owned(), None),
+            other => request_error(other),
+        })?;
+        let contents = match tools::workspace::resource_text(&file.mime, &bytes) {
+            Some(text) => ResourceContents::text(text, uri),
+            None => ResourceContents::blob(
+                base64::engine::general_purpose::STANDARD.encode(&bytes),
+                uri,
+            ),
+        }
+        .with_mime_type(file.mime);
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 }
 
@@ -357,7 +445,7 @@ pub fn streamable_http_service(
         // At the end of the drain's grace period, sessions, streams and in-flight
         // requests (their run tokens derive from this) are cancelled.
         .with_cancellation_token(tools.shutdown.runs_token().child_token())
-        .with_max_request_body_bytes(tools.config.max_code_bytes * 4 + (1 << 20));
+        .with_max_request_body_bytes(tools.config.body_limit());
     StreamableHttpService::new(
         move || Ok(SandgraphMcp::new(tools.clone(), Transport::McpHttp)),
         Arc::new(LocalSessionManager::default()),

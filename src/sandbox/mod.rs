@@ -247,13 +247,42 @@ enum PythonCall {
     Tests { args: Vec<String> },
 }
 
-/// A file the host writes into the scratch directory before a run (e.g. code under test).
+/// A file the host writes into a fresh scratch directory before a run (e.g. code under
+/// test).
 #[derive(Debug, Clone)]
 pub struct ScratchFile {
-    /// A plain file name (no directories); callers validate it.
+    /// A relative path of plain components separated by `/` (no `.`, `..` or empty
+    /// ones); callers validate it. Parent directories are created.
     pub name: String,
-    /// The file's text.
-    pub contents: String,
+    /// The file's bytes.
+    pub contents: Vec<u8>,
+}
+
+/// What a run may add to an existing directory: bytes written and new entries (files,
+/// directories, links). Both are charged as the guest writes and never refunded within
+/// the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBudget {
+    /// Bytes the guest may write.
+    pub bytes: u64,
+    /// New directory entries the guest may create.
+    pub entries: u64,
+}
+
+/// Where a run's `/scratch` (its working directory) comes from.
+#[derive(Debug, Clone)]
+pub enum RunDir {
+    /// A fresh directory holding these files, deleted after the run; the guest may
+    /// write the limits' `scratch_bytes`.
+    Fresh(Vec<ScratchFile>),
+    /// A directory the caller owns and keeps (a workspace), written within `budget`.
+    /// Nothing may be running in it at the same time (the caller serialises runs).
+    Existing {
+        /// The host directory.
+        path: PathBuf,
+        /// What the run may add.
+        budget: WriteBudget,
+    },
 }
 
 /// What a Python entry point returned, before classification.
@@ -261,6 +290,8 @@ struct GuestEnd {
     outcome: Result<Outcome, wasmtime::Error>,
     memory_denied: bool,
     quota_exceeded: bool,
+    /// What the run could write, for the note when a write was refused.
+    budget: WriteBudget,
     timed_out: bool,
     cancelled: bool,
 }
@@ -396,11 +427,30 @@ impl Sandbox {
             match language {
                 Language::Python => {
                     let call = PythonCall::Execute(code);
-                    let (output, _) = sandbox.run_python(call, &[], limits, &cancel).await?;
+                    let (output, _) = sandbox
+                        .run_python(call, RunDir::Fresh(Vec::new()), limits, &cancel)
+                        .await?;
                     Ok(output)
                 }
                 Language::Javascript => sandbox.run_javascript(&code, limits, &cancel).await,
             }
+        })
+        .await
+    }
+
+    /// Run Python `code` with `dir` as its working directory (`/scratch`).
+    pub async fn execute_in(
+        &self,
+        code: &str,
+        limits: SandboxLimits,
+        dir: RunDir,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, SandboxError> {
+        let slot = self.acquire_slot(cancel).await?;
+        let call = PythonCall::Execute(code.to_owned());
+        self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
+            let (output, _) = sandbox.run_python(call, dir, limits, &cancel).await?;
+            Ok(output)
         })
         .await
     }
@@ -420,25 +470,28 @@ impl Sandbox {
             options: options.to_owned(),
         };
         self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
-            sandbox.run_python(call, &[], limits, &cancel).await
+            sandbox
+                .run_python(call, RunDir::Fresh(Vec::new()), limits, &cancel)
+                .await
         })
         .await
     }
 
-    /// Write `files` into a fresh scratch dir and run pytest on them inside the guest.
-    /// The JSON report is `None` if the run did not finish (timeout, memory trap).
+    /// Run pytest inside the guest with `dir` as its working directory (the files under
+    /// test are in it). The JSON report is `None` if the run did not finish (timeout,
+    /// memory trap).
     pub async fn run_pytest(
         &self,
-        files: &[ScratchFile],
+        dir: RunDir,
         args: Vec<String>,
         limits: SandboxLimits,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
         let slot = self.acquire_slot(cancel).await?;
-        let files = files.to_vec();
         self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
-            let call = PythonCall::Tests { args };
-            sandbox.run_python(call, &files, limits, &cancel).await
+            sandbox
+                .run_python(PythonCall::Tests { args }, dir, limits, &cancel)
+                .await
         })
         .await
     }
@@ -512,34 +565,65 @@ impl Sandbox {
             .map_err(SandboxError::Internal)
     }
 
-    async fn run_python(
-        &self,
-        call: PythonCall,
-        files: &[ScratchFile],
-        limits: SandboxLimits,
-        cancel: &CancellationToken,
-    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+    /// A fresh scratch dir holding `files`.
+    fn fresh_scratch(&self, files: &[ScratchFile]) -> Result<tempfile::TempDir, SandboxError> {
         let scratch = self.new_scratch()?;
         for file in files {
-            // The directory is new and ours; `create_new` refuses anything already there.
+            // The directory is new and ours, so nothing in it is a link; `create_new`
+            // refuses anything already there.
             let path = scratch.path().join(&file.name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, file.contents.as_bytes()))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &file.contents))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        Ok(scratch)
+    }
+
+    async fn run_python(
+        &self,
+        call: PythonCall,
+        dir: RunDir,
+        limits: SandboxLimits,
+        cancel: &CancellationToken,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let (scratch, path, quota, budget) = match dir {
+            RunDir::Fresh(files) => {
+                let scratch = self.fresh_scratch(&files)?;
+                let path = scratch.path().to_owned();
+                let budget = WriteBudget {
+                    bytes: limits.scratch_bytes,
+                    entries: u64::MAX,
+                };
+                (
+                    Some(scratch),
+                    path,
+                    ScratchQuota::new(budget.bytes, None),
+                    budget,
+                )
+            }
+            RunDir::Existing { path, budget } => (
+                None,
+                path,
+                ScratchQuota::new(budget.bytes, Some(budget.entries)),
+                budget,
+            ),
+        };
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
-        let quota = ScratchQuota::new(limits.scratch_bytes);
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .preopened_dir(scratch.path(), GUEST_SCRATCH, FsPerms::ReadWrite)
+            .preopened_dir(&path, GUEST_SCRATCH, FsPerms::ReadWrite)
             .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
             .build();
         let state = PythonState {
@@ -584,6 +668,7 @@ impl Sandbox {
             outcome,
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: quota.exceeded(),
+            budget,
             timed_out,
             cancelled,
         };
@@ -648,6 +733,10 @@ impl Sandbox {
             outcome,
             memory_denied: store.data().limiter.denied(),
             quota_exceeded: false,
+            budget: WriteBudget {
+                bytes: 0,
+                entries: 0,
+            },
             timed_out,
             cancelled,
         };
@@ -788,6 +877,17 @@ fn classify(
             }
         }
     };
+    if note.is_none() && end.quota_exceeded {
+        let entries = if end.budget.entries == u64::MAX {
+            String::new()
+        } else {
+            format!(" and {} new files or directories", end.budget.entries)
+        };
+        note = Some(format!(
+            "sandbox: file quota exceeded: writes past the run's budget ({} bytes{entries}) were refused",
+            end.budget.bytes
+        ));
+    }
     let mut stderr_text = String::from_utf8_lossy(&stderr.bytes).into_owned();
     if let Some(note) = note {
         if !stderr_text.is_empty() && !stderr_text.ends_with('\n') {

@@ -6,6 +6,7 @@
 pub mod neo4j;
 pub mod shipper;
 pub mod sqlite;
+pub mod workspaces;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

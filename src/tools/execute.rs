@@ -5,11 +5,13 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::workspace::{FileInput, FilesOut, input_files, tool_error, wants_pictures};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
 use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolResponse, ToolSpec};
-use crate::sandbox::{ExitReason, Language, LimitOverrides, RunOutput, SandboxLimits};
+use crate::sandbox::{ExitReason, Language, LimitOverrides, RunDir, RunOutput, SandboxLimits};
+use crate::workspace::InputFile;
 
 /// Smallest and largest `timeout_seconds` (the contract of the platform we replace).
 pub const TIMEOUT_RANGE: (f64, f64) = (0.5, 60.0);
@@ -32,8 +34,18 @@ pub struct ExecuteRequest {
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
     /// Set to false to skip the result cache (and in-flight sharing). Default true.
+    /// Runs in a workspace or with `files` are never cached.
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Run in this workspace (from `create_workspace`): it is the working directory,
+    /// files written there stay, and the result lists the files created or changed.
+    /// Python only.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// Files to write into the working directory before the run (into the workspace if
+    /// one is given, else into a directory that lives only for this run). Python only.
+    #[serde(default)]
+    pub files: Option<Vec<FileInput>>,
 }
 
 pub(crate) fn default_language() -> String {
@@ -69,6 +81,9 @@ pub struct ExecuteResponse {
     pub limits: SandboxLimits,
     /// Whether this answer came from the result cache (no new run).
     pub cached: bool,
+    /// For a run in a workspace or with `files`: the files it created or changed.
+    #[serde(flatten)]
+    pub output: FilesOut,
 }
 
 /// Parse and check a language name.
@@ -118,6 +133,10 @@ async fn execute_code_unrecorded(
         .sandbox
         .limits
         .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
+    let with_files = request.files.as_ref().is_some_and(|f| !f.is_empty());
+    if request.workspace_id.is_some() || with_files {
+        return execute_with_files(tools, ctx, request, language, limits).await;
+    }
     let key = (language, &request.code, limits);
     let run = || async {
         let output = tools
@@ -150,6 +169,98 @@ async fn execute_code_unrecorded(
     }
 }
 
+/// Check that `language` can use files (Python; QuickJS here has no filesystem).
+pub(crate) fn files_need_python(language: Language) -> Result<(), ToolError> {
+    if language == Language::Python {
+        return Ok(());
+    }
+    Err(ToolError::invalid(
+        "language",
+        format!(
+            "workspace_id and files need python: {} runs here without a filesystem",
+            language.as_str()
+        ),
+    ))
+}
+
+/// The run's directory: the workspace (with `inputs` written into it), or one of its
+/// own holding `inputs`.
+pub(crate) async fn begin_scope(
+    tools: &Tools,
+    ctx: &CallContext,
+    workspace_id: Option<&str>,
+    inputs: Vec<InputFile>,
+    limits: SandboxLimits,
+) -> Result<crate::workspace::RunScope, ToolError> {
+    let workspaces = &tools.workspaces;
+    match workspace_id {
+        Some(id) => workspaces
+            .begin_run(&ctx.caller.id, id, inputs, &ctx.cancel)
+            .await
+            .map_err(|e| tool_error(e, "files")),
+        None => workspaces
+            .begin_ephemeral_run(inputs, limits.scratch_bytes, &ctx.cancel)
+            .await
+            .map_err(|e| tool_error(e, "files")),
+    }
+}
+
+/// After a run in `scope`: its files part, or why the call fails (the workspace was
+/// deleted during the run).
+pub(crate) async fn finish_scope(
+    tools: &Tools,
+    ctx: &CallContext,
+    scope: crate::workspace::RunScope,
+) -> Result<FilesOut, ToolError> {
+    let deleted = tools.workspaces.deleted_during(&scope);
+    let workspace_id = scope.workspace_id().map(str::to_owned);
+    let changes = tools
+        .workspaces
+        .finish_run(scope, wants_pictures(ctx))
+        .await;
+    if deleted {
+        return Err(ToolError::NotFound {
+            detail: format!(
+                "workspace {} was deleted while the run was in progress; the run was stopped",
+                workspace_id.unwrap_or_default()
+            ),
+        });
+    }
+    let changes = changes.map_err(|e| tool_error(e, "workspace_id"))?;
+    Ok(FilesOut::from_changes(workspace_id.as_deref(), changes))
+}
+
+/// A run in a workspace or with files: never cached (it depends on and changes the
+/// directory), and its result lists what it created or changed.
+async fn execute_with_files(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: ExecuteRequest,
+    language: Language,
+    limits: SandboxLimits,
+) -> Result<ExecuteResponse, ToolError> {
+    files_need_python(language)?;
+    let inputs = input_files(tools, request.files.unwrap_or_default())?;
+    let scope = begin_scope(tools, ctx, request.workspace_id.as_deref(), inputs, limits).await?;
+    let dir = RunDir::Existing {
+        path: scope.dir().to_owned(),
+        budget: scope.budget(),
+    };
+    let output = tools
+        .sandbox
+        .execute_in(&request.code, limits, dir, scope.cancel())
+        .await;
+    let files = finish_scope(tools, ctx, scope).await;
+    let mut response = response(language, &request.code, output?);
+    response.output = files?;
+    if response.exit_reason == ExitReason::Cancelled {
+        return Err(ToolError::Cancelled {
+            record: response.record(ctx, SPEC.name).map(Box::new),
+        });
+    }
+    Ok(response)
+}
+
 fn response(language: Language, code: &str, output: RunOutput) -> ExecuteResponse {
     ExecuteResponse {
         id: new_id(),
@@ -165,6 +276,7 @@ fn response(language: Language, code: &str, output: RunOutput) -> ExecuteRespons
         stderr_bytes: output.stderr_bytes,
         limits: output.limits,
         cached: false,
+        output: FilesOut::default(),
     }
 }
 
@@ -178,10 +290,19 @@ pub static SPEC: ToolSpec = ToolSpec {
     description: "Run a Python (default) or JavaScript program in a fresh wasmtime sandbox \
 (no network, no environment, /scratch only) and return its stdout, stderr, return_code and \
 exit_reason (ok|error|timeout|memory_limit|output_limit|file_quota). timeout_seconds: 0.5-60, \
-default 8.",
+default 8. Python: `files` [{path, content | content_base64}] are written into the working \
+directory first; with `workspace_id` (create_workspace) the run works in that workspace, its \
+files stay, and the result lists the files it created or changed (pictures come back as \
+images).",
     endpoint: Endpoint::ExecuteCode,
-    // The run changes nothing outside itself: its scratch dir dies with it.
-    hints: Hints::READ_ONLY,
+    // Without a workspace the run changes nothing outside itself (its scratch dir dies
+    // with it); in a workspace it may overwrite or delete files there.
+    hints: Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        open_world: false,
+    },
     rest: RestRoute {
         method: RestMethod::Post,
         path: "/execute_code",

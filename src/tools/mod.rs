@@ -12,6 +12,7 @@ pub mod prompts;
 pub mod registry;
 pub mod test;
 pub mod tokens;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -64,6 +65,8 @@ pub struct Tools {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The process's shutdown (each call's run token is a child of its runs token).
     pub shutdown: crate::shutdown::Shutdown,
+    /// Workspaces: directories behind handles, with their metadata.
+    pub workspaces: Arc<crate::workspace::Workspaces>,
 }
 
 impl Tools {
@@ -76,7 +79,16 @@ impl Tools {
         history: Arc<dyn HistoryStore>,
         neo4j: Option<Arc<Neo4jStore>>,
     ) -> anyhow::Result<Self> {
+        let workspace_store = Arc::new(crate::store::workspaces::SqliteWorkspaceStore::open(
+            &config.database_path(),
+        )?);
+        let workspaces = Arc::new(crate::workspace::Workspaces::open(
+            config.workspaces_dir(),
+            workspace_store,
+            config.workspaces.clone(),
+        )?);
         Ok(Self {
+            workspaces,
             metrics: None,
             shutdown: crate::shutdown::Shutdown::new(),
             neo4j,
@@ -182,14 +194,24 @@ pub(crate) fn reason_name(reason: ExitReason) -> String {
 
 impl ToolResponse for execute::ExecuteResponse {
     fn render(&self) -> Option<String> {
-        Some(execute::render_run(
+        let mut text = execute::render_run(
             self.exit_reason,
             self.return_code,
             self.duration_seconds,
             self.cached,
             &self.stdout,
             &self.stderr,
-        ))
+        );
+        self.output.render(&mut text);
+        Some(text)
+    }
+
+    fn audit_detail(&self) -> Option<String> {
+        self.output.audit_detail()
+    }
+
+    fn attachments(&mut self) -> Vec<crate::call::Attachment> {
+        self.output.attachments()
     }
 
     fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
@@ -248,7 +270,7 @@ impl ToolResponse for lint::LintResponse {
 impl ToolResponse for test::RunTestsResponse {
     fn render(&self) -> Option<String> {
         let summary = serde_json::to_string(&self.summary).unwrap_or_default();
-        Some(format!(
+        let mut text = format!(
             "summary: {summary}\n{}",
             execute::render_run(
                 self.exit_reason,
@@ -258,7 +280,17 @@ impl ToolResponse for test::RunTestsResponse {
                 &self.stdout,
                 &self.stderr,
             )
-        ))
+        );
+        self.output.render(&mut text);
+        Some(text)
+    }
+
+    fn audit_detail(&self) -> Option<String> {
+        self.output.audit_detail()
+    }
+
+    fn attachments(&mut self) -> Vec<crate::call::Attachment> {
+        self.output.attachments()
     }
 
     fn record(&self, ctx: &CallContext, tool: &str) -> Option<ExecutionRecord> {
@@ -353,6 +385,13 @@ pub enum ToolError {
         /// The record of the stopped run, if a run started.
         record: Option<Box<ExecutionRecord>>,
     },
+    /// A quota (a workspace's bytes or files, the caller's workspaces) or the global
+    /// disk cap would be exceeded (HTTP 507).
+    #[error("{detail}")]
+    QuotaExceeded {
+        /// Which limit, where things stand, and what to do.
+        detail: String,
+    },
     /// The thing asked for does not exist (HTTP 404).
     #[error("{detail}")]
     NotFound {
@@ -372,6 +411,7 @@ impl ToolError {
             | ToolError::TooLarge { .. }
             | ToolError::Forbidden { .. }
             | ToolError::NotFound { .. }
+            | ToolError::QuotaExceeded { .. }
             | ToolError::Unreadable { .. }
             | ToolError::RateLimited { .. } => "refused",
             ToolError::Busy { .. } => "unavailable",

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::sandbox::LimitCeilings;
+use crate::config::Config;
 
 /// One prompt's listing.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -35,7 +35,7 @@ struct Entry {
     slug: &'static str,
     title: &'static str,
     description: &'static str,
-    body: fn(&LimitCeilings) -> String,
+    body: fn(&Config) -> String,
 }
 
 const ENTRIES: &[Entry] = &[
@@ -67,7 +67,13 @@ const ENTRIES: &[Entry] = &[
         slug: "sandbox-limits",
         title: "Sandbox limits",
         description: "What a run may use (time, memory, files, output) and what it cannot do.",
-        body: limits_text,
+        body: |config| limits_text(&config.sandbox.limits),
+    },
+    Entry {
+        slug: "workspaces-and-charts",
+        title: "Workspaces, files and charts",
+        description: "Keeping files across calls, passing files in, getting files and pictures back, drawing a chart.",
+        body: workspaces_text,
     },
     Entry {
         slug: "history-and-audit",
@@ -90,16 +96,16 @@ pub fn list() -> Vec<PromptSummary> {
 }
 
 /// One prompt, with limits filled in from the server's configuration.
-pub fn get(slug: &str, limits: &LimitCeilings) -> Option<Prompt> {
+pub fn get(slug: &str, config: &Config) -> Option<Prompt> {
     ENTRIES.iter().find(|e| e.slug == slug).map(|e| Prompt {
         slug: e.slug,
         title: e.title,
         description: e.description,
-        content: (e.body)(limits),
+        content: (e.body)(config),
     })
 }
 
-fn limits_text(limits: &LimitCeilings) -> String {
+fn limits_text(limits: &crate::sandbox::LimitCeilings) -> String {
     let d = &limits.defaults;
     let m = &limits.maximum;
     format!(
@@ -113,7 +119,8 @@ Every call runs in a fresh WebAssembly instance; nothing survives between calls.
 | stderr kept | {} bytes | {} bytes | `limits.stderr_bytes` |\n\n\
 `execute_code` accepts `timeout_seconds` from 0.5 to 60, `run_tests` from 1 to 120.\n\n\
 Not available at all: network sockets and DNS, environment variables, host files (Python \
-sees only its own empty /scratch; JavaScript has no filesystem), processes (`subprocess`, \
+sees only its own /scratch: empty, or the workspace named by `workspace_id`; JavaScript \
+has no filesystem), processes (`subprocess`, \
 `os.system`, `fork`), `ctypes`, threads that run in parallel, `ssl`, `bz2`, `lzma`.\n\n\
 When a limit ends a run, `exit_reason` says which (`timeout`, `memory_limit`, \
 `output_limit`, `file_quota`) and stderr ends with a `sandbox:` line. Fix the cause \
@@ -131,6 +138,73 @@ When a limit ends a run, `exit_reason` says which (`timeout`, `memory_limit`, \
     )
 }
 
+/// The chart example of the workspaces prompt: pure Python (the standard library only),
+/// so it runs in every guest build. `tests/python/test_mcp_workspaces.py` runs it.
+pub const CHART_EXAMPLE: &str = r#"import csv
+from xml.sax.saxutils import escape
+
+with open("data.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+labels = [row["month"] for row in rows]
+values = [float(row["sales"]) for row in rows]
+
+width, height, pad = 480, 300, 40
+slot = (width - 2 * pad) / len(values)
+top = max(values) or 1
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
+       '<rect width="100%" height="100%" fill="white"/>']
+for i, (label, value) in enumerate(zip(labels, values)):
+    h = (height - 2 * pad) * value / top
+    x = pad + i * slot
+    svg.append(f'<rect x="{x + 4:.1f}" y="{height - pad - h:.1f}" '
+               f'width="{slot - 8:.1f}" height="{h:.1f}" fill="steelblue"/>')
+    svg.append(f'<text x="{x + slot / 2:.1f}" y="{height - pad + 16}" '
+               f'font-size="12" text-anchor="middle">{escape(label)}</text>')
+svg.append("</svg>")
+with open("chart.svg", "w") as f:
+    f.write("\n".join(svg))
+print("total", sum(values))
+"#;
+
+fn workspaces_text(config: &Config) -> String {
+    let w = &config.workspaces;
+    format!(
+        "# Workspaces, files and charts\n\n\
+A workspace is a private directory that lasts across calls. Only you can use it (to anyone \
+else it does not exist); it expires after {ttl} s without use, and every call naming it \
+extends it.\n\n\
+1. `create_workspace` returns `{{workspace_id, expires_at, quota_bytes}}`.\n\
+2. Put files in: `write_file {{workspace_id, path, content}}` (`content_base64` for bytes), \
+or pass `files: [{{path, content}}]` with `execute_code`/`run_tests`. Paths are relative and \
+`/`-separated (`data/in.csv`); `..` and absolute paths are refused.\n\
+3. Run: `execute_code {{workspace_id, code}}` (Python). The workspace is the working \
+directory: `open(\"data.csv\")` reads what you wrote, files you write stay for the next \
+call. `run_tests {{workspace_id, code}}` runs pytest there.\n\
+4. Files out: the result's `files` lists what the run created or changed, each \
+`{{path, size, sha256, mime}}` with a resource link `sandgraph://workspaces/{{id}}/files/{{path}}` \
+(read it with `resources/read`, or `read_file`); small text files come back inline. PNG, \
+JPEG, GIF and SVG files come back as images (SVG is rendered to PNG), at most {images} per \
+result.\n\
+5. `list_files`, `read_file`, `delete_file`, and `delete_workspace` when you are done.\n\n\
+Limits: {quota} bytes and {files} files per workspace, {per_caller} workspaces at a time. A \
+write past the quota fails inside the run with `OSError: [Errno 122] Disk quota exceeded` \
+(`exit_reason: file_quota` if the program stops); a tool call over a quota gets a \
+`quota_exceeded` error. Delete what you no longer need.\n\n\
+## Drawing a chart\n\n\
+No plotting library is needed: write SVG text and the client receives the picture. With \
+`data.csv` holding `month,sales` rows, this draws a bar chart to `chart.svg`:\n\n\
+```python\n{example}```\n\n\
+Any SVG works the same way (lines: `<polyline points=\"x1,y1 x2,y2 ...\"/>`; text: \
+`<text>`). Keep charts under about 2000 pixels a side.\n",
+        ttl = w.ttl_seconds,
+        images = w.images_per_result,
+        quota = w.quota_bytes,
+        files = w.max_files,
+        per_caller = w.per_caller,
+        example = CHART_EXAMPLE,
+    )
+}
+
 const EXECUTE: &str = "# execute_code\n\n\
 Runs a complete program and returns `stdout`, `stderr`, `return_code`, `exit_reason` and \
 `duration_seconds`.\n\n\
@@ -141,7 +215,9 @@ Runs a complete program and returns `stdout`, `stderr`, `return_code`, `exit_rea
 - `exit_reason` is `ok`, `error` (exception or non-zero exit: read stderr's traceback), \
 `timeout`, `memory_limit`, `output_limit` (output truncated at the cap) or `file_quota`.\n\
 - Python code runs as `main.py` in `/scratch`, a private directory that is empty at start \
-and deleted afterwards. Tracebacks name `main.py` lines.\n\
+and deleted afterwards. Tracebacks name `main.py` lines. To keep files across calls, pass \
+in data files or get files and charts back, use a workspace (`workspace_id`, `files`: see \
+the `workspaces-and-charts` prompt).\n\
 - Each call is independent: define everything you use in the same call.\n\n\
 Example: `{\"code\": \"import statistics\\nprint(statistics.mean([1, 2, 3]))\"}`\n";
 
@@ -193,9 +269,9 @@ mod tests {
     #[test]
     fn every_listed_prompt_resolves() {
         for summary in list() {
-            let prompt = get(summary.slug, &LimitCeilings::default()).unwrap();
+            let prompt = get(summary.slug, &Config::default()).unwrap();
             assert!(prompt.content.starts_with("# "), "{}", summary.slug);
         }
-        assert!(get("nope", &LimitCeilings::default()).is_none());
+        assert!(get("nope", &Config::default()).is_none());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::call::DynTool;
 
-use super::{execute, generate, graph, history, lint, test, tokens};
+use super::{execute, generate, graph, history, lint, test, tokens, workspace};
 
 /// The tools, in the order MCP lists them: built once, shared by every transport.
 pub fn all() -> &'static [Arc<dyn DynTool>] {
@@ -19,6 +19,14 @@ fn build() -> Vec<Arc<dyn DynTool>> {
         Arc::new(lint::LintCode),
         Arc::new(test::RunTests),
         Arc::new(generate::GenerateCode),
+        // In the order an agent uses them (the MCP one-call-path test relies on it:
+        // created first, deleted last).
+        Arc::new(workspace::CreateWorkspace),
+        Arc::new(workspace::WriteFile),
+        Arc::new(workspace::ListFiles),
+        Arc::new(workspace::ReadFile),
+        Arc::new(workspace::DeleteFile),
+        Arc::new(workspace::DeleteWorkspace),
         Arc::new(graph::GraphQuery),
         Arc::new(graph::GraphUpsert),
         Arc::new(history::ExecutionHistory),

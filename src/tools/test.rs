@@ -5,12 +5,14 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::execute::{parse_language, parse_timeout};
+use super::execute::{begin_scope, finish_scope, parse_language, parse_timeout};
+use super::workspace::{FileInput, FilesOut, input_files};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
 use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
-use crate::sandbox::{ExitReason, Language, LimitOverrides, SandboxLimits, ScratchFile};
+use crate::sandbox::{ExitReason, Language, LimitOverrides, RunDir, SandboxLimits, ScratchFile};
+use crate::workspace::{InputFile, WorkspacePath};
 
 /// Smallest and largest `timeout_seconds` (the old platform's contract).
 pub const TIMEOUT_RANGE: (f64, f64) = (1.0, 120.0);
@@ -42,9 +44,19 @@ pub struct RunTestsRequest {
     /// Optional resource limits (up to the server's ceilings).
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
-    /// Set to false to skip the result cache. Default true.
+    /// Set to false to skip the result cache. Default true. Runs in a workspace or with
+    /// `files` are never cached.
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Run in this workspace (from `create_workspace`): the code and test files are
+    /// written into it, tests can read its files, and the result lists the files the run
+    /// created or changed.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// More files to write into the working directory before the run (data, helper
+    /// modules, conftest.py).
+    #[serde(default)]
+    pub files: Option<Vec<FileInput>>,
 }
 
 fn default_framework() -> String {
@@ -121,6 +133,9 @@ pub struct RunTestsResponse {
     pub limits: SandboxLimits,
     /// Whether this answer came from the result cache.
     pub cached: bool,
+    /// For a run in a workspace or with `files`: the files it created or changed.
+    #[serde(flatten)]
+    pub output: FilesOut,
 }
 
 /// A valid Python module name for `module_name`.
@@ -180,37 +195,70 @@ async fn run_tests_unrecorded(
         .limits
         .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
 
-    let (files, hash) = match &request.tests {
+    // (file name, text): the code, and the tests if separate.
+    let (sources, hash): (Vec<(String, &str)>, String) = match &request.tests {
         None => (
-            vec![ScratchFile {
-                name: "test_code.py".to_owned(),
-                contents: request.code.clone(),
-            }],
+            vec![("test_code.py".to_owned(), request.code.as_str())],
             code_hash(&request.code),
         ),
         Some(tests) => {
             let module = request.module_name.as_deref().unwrap_or("solution");
             check_module_name(module)?;
-            let files = vec![
-                ScratchFile {
-                    name: format!("{module}.py"),
-                    contents: request.code.clone(),
-                },
-                ScratchFile {
-                    name: format!("test_{module}.py"),
-                    contents: tests.clone(),
-                },
-            ];
-            (files, code_hash(&format!("{}\0{}", request.code, tests)))
+            (
+                vec![
+                    (format!("{module}.py"), request.code.as_str()),
+                    (format!("test_{module}.py"), tests.as_str()),
+                ],
+                code_hash(&format!("{}\0{}", request.code, tests)),
+            )
         }
     };
-    let test_file = files.last().map(|f| f.name.clone()).unwrap_or_default();
+    let test_file = sources.last().map(|f| f.0.clone()).unwrap_or_default();
     let args = vec!["-q".to_owned(), "--tb=short".to_owned(), test_file];
-    let key = (&files_key(&files), &args, limits);
+    let with_files = request.files.as_ref().is_some_and(|f| !f.is_empty());
+    if request.workspace_id.is_some() || with_files {
+        let mut inputs = input_files(tools, request.files.clone().unwrap_or_default())?;
+        for (name, text) in &sources {
+            inputs.push(InputFile {
+                path: WorkspacePath::parse(name)
+                    .map_err(|e| ToolError::invalid("module_name", e))?,
+                bytes: text.as_bytes().to_vec(),
+            });
+        }
+        let scope =
+            begin_scope(tools, ctx, request.workspace_id.as_deref(), inputs, limits).await?;
+        let dir = RunDir::Existing {
+            path: scope.dir().to_owned(),
+            budget: scope.budget(),
+        };
+        let ran = tools
+            .sandbox
+            .run_pytest(dir, args.clone(), limits, scope.cancel())
+            .await;
+        let files = finish_scope(tools, ctx, scope).await;
+        let (output, report) = ran?;
+        let mut response = response(language, hash, output, report)?;
+        response.output = files?;
+        if response.exit_reason == ExitReason::Cancelled {
+            return Err(ToolError::Cancelled {
+                record: crate::call::ToolResponse::record(&response, ctx, RUNTESTS_SPEC.name)
+                    .map(Box::new),
+            });
+        }
+        return Ok(response);
+    }
+    let key = (&sources, &args, limits);
+    let files: Vec<ScratchFile> = sources
+        .iter()
+        .map(|(name, text)| ScratchFile {
+            name: name.clone(),
+            contents: text.as_bytes().to_vec(),
+        })
+        .collect();
     let run = || async {
         let (output, report) = tools
             .sandbox
-            .run_pytest(&files, args.clone(), limits, &ctx.cancel)
+            .run_pytest(RunDir::Fresh(files.clone()), args.clone(), limits, &ctx.cancel)
             .await?;
         let response = response(language, hash.clone(), output, report)?;
         // Recorded, never cached nor shared with identical calls in flight.
@@ -243,13 +291,6 @@ async fn run_tests_unrecorded(
     }
 }
 
-fn files_key(files: &[ScratchFile]) -> Vec<(&str, &str)> {
-    files
-        .iter()
-        .map(|f| (f.name.as_str(), f.contents.as_str()))
-        .collect()
-}
-
 fn response(
     language: Language,
     hash: String,
@@ -279,6 +320,7 @@ fn response(
         tests: report.tests,
         limits: output.limits,
         cached: false,
+        output: FilesOut::default(),
     })
 }
 
@@ -292,9 +334,16 @@ pub static RUNTESTS_SPEC: ToolSpec = ToolSpec {
     description: "Run pytest (also unittest.TestCase classes) inside the sandbox. Put tests in \
 `code`, or the implementation in `code` and tests in `tests` (importing it as `solution`). Returns \
 summary {passed, failed, errors, skipped}, per-test results with failure messages, and pytest's \
-output. timeout_seconds: 1-120, default 15.",
+output. timeout_seconds: 1-120, default 15. `files` adds data or helper files; with \
+`workspace_id` the tests run in that workspace (the code files are written into it).",
     endpoint: Endpoint::RunTests,
-    hints: Hints::READ_ONLY,
+    // As execute_code: read-only without a workspace, writes into one with it.
+    hints: Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        open_world: false,
+    },
     rest: RestRoute {
         method: RestMethod::Post,
         path: "/run_tests",

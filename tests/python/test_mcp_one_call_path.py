@@ -11,7 +11,10 @@ from test_mcp_clients import http_session, stdio_session
 
 pytestmark = pytest.mark.anyio
 
-AGENT_TOOLS = {"execute_code", "lint_code", "run_tests", "generate_code", "graph_query"}
+WORKSPACE_TOOLS = {"create_workspace", "write_file", "list_files", "read_file", "delete_file",
+                   "delete_workspace"}
+AGENT_TOOLS = {"execute_code", "lint_code", "run_tests", "generate_code",
+               "graph_query"} | WORKSPACE_TOOLS
 DEVELOPER_TOOLS = AGENT_TOOLS | {"graph_upsert", "execution_history", "get_execution",
                                  "code_stats"}
 ADMIN_TOOLS = DEVELOPER_TOOLS | {"audit_log", "create_token", "list_tokens", "revoke_token"}
@@ -41,7 +44,11 @@ async def test_tools_carry_titles_and_truthful_hints(http_server):
     for tool in tools.values():
         assert tool.title, tool.name
         assert tool.annotations.read_only_hint is not None, tool.name
-    assert tools["execute_code"].annotations.read_only_hint is True
+    # With a workspace, a run writes (and may delete) files there.
+    assert tools["execute_code"].annotations.read_only_hint is False
+    assert tools["lint_code"].annotations.read_only_hint is True
+    assert tools["read_file"].annotations.read_only_hint is True
+    assert tools["delete_workspace"].annotations.destructive_hint is True
     assert tools["graph_upsert"].annotations.read_only_hint is False
     assert tools["revoke_token"].annotations.destructive_hint is True
     assert tools["create_token"].annotations.idempotent_hint is False
@@ -63,6 +70,13 @@ def sample_arguments(name, known):
         "create_token": {"role": "agent", "name": "made-over-mcp"},
         "list_tokens": {},
         "revoke_token": {"id": known.get("token_id")},
+        "create_workspace": {},
+        "write_file": {"workspace_id": known.get("workspace_id"), "path": "a.txt",
+                       "content": "x"},
+        "list_files": {"workspace_id": known.get("workspace_id")},
+        "read_file": {"workspace_id": known.get("workspace_id"), "path": "a.txt"},
+        "delete_file": {"workspace_id": known.get("workspace_id"), "path": "a.txt"},
+        "delete_workspace": {"workspace_id": known.get("workspace_id")},
     }
     assert name in samples, f"no sample arguments for {name}: add them to {__file__}"
     return samples[name]
@@ -92,6 +106,8 @@ async def check_every_tool(session):
             known["code_hash"] = ok.structured_content["code_hash"]
         if name == "create_token":
             known["token_id"] = ok.structured_content["info"]["id"]
+        if name == "create_workspace":
+            known["workspace_id"] = ok.structured_content["workspace_id"]
         bad = await session.call_tool(name, {**args, "no_such_argument": 1})
         assert bad.is_error, name
         events = await audit_events(session, name)
