@@ -35,7 +35,7 @@ use common::{guest_dir, loadavg, machine, target_dir};
 use criterion::{Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
 use sandgraph::sandbox::{
-    CancellationToken, ExitReason, Language, RunDir, Sandbox, SandboxConfig, SandboxLimits,
+    CancellationToken, ExitReason, LOCAL_CALLER, Language, RunDir, Sandbox, SandboxConfig, SandboxLimits,
 };
 use sandgraph::store::workspaces::SqliteWorkspaceStore;
 use sandgraph::workspace::{InputFile, WorkspacePath, WorkspaceSettings, Workspaces};
@@ -313,7 +313,13 @@ fn main() {
                             budget: scope.budget(),
                         };
                         let out = sandbox
-                            .execute_in("print('hi')", SandboxLimits::default(), dir, scope.cancel())
+                            .execute_in(
+                                "print('hi')",
+                                SandboxLimits::default(),
+                                dir,
+                                LOCAL_CALLER,
+                                scope.cancel(),
+                            )
                             .await
                             .expect("sandbox run");
                         let changes = workspaces.finish_run(scope, false).await.expect("finish");
@@ -436,6 +442,7 @@ fn load_sandbox(cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
         cache_dir: cache_dir.to_owned(),
         scratch_dir: scratch.to_owned(),
         max_concurrent_runs: 64,
+        max_runs_per_caller: 64,
         queue_timeout: Duration::from_secs(30),
         pooling,
         pool_keep_resident_bytes: 16 << 20,

@@ -80,8 +80,13 @@ impl App {
         // Printed on stdout too, so scripts and tests can find a port chosen with :0.
         println!("listening on http://{address}");
         let router = api::router(self.tools.clone());
-        let server = axum::serve(listener, router).with_graceful_shutdown(self.shutdown.begun());
-        let mut server = tokio::spawn(server.into_future());
+        let server = api::serve(
+            listener,
+            router,
+            self.config.http.limits(),
+            self.shutdown.begun(),
+        );
+        let mut server = tokio::spawn(server);
         tokio::select! {
             result = &mut server => {
                 // The server stopped on its own: an I/O error.

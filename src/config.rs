@@ -38,6 +38,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Sandbox concurrency and limits.
     pub sandbox: SandboxSettings,
+    /// Limits of the HTTP listener (slow clients, connection and request floods).
+    pub http: HttpSettings,
     /// How often the memory copy of active tokens is reloaded from the database as a
     /// backstop (changes made through sandgraph are seen at once); zero turns the copy
     /// off (every request reads the database).
@@ -97,6 +99,12 @@ pub struct RateLimitSettings {
     pub default: String,
     /// Per-endpoint overrides, keyed by endpoint name (`execute_code`, ...).
     pub endpoints: std::collections::BTreeMap<String, String>,
+    /// Requests failing authentication, per source address; past it they are answered
+    /// 429 instead of 401.
+    pub unauthenticated: String,
+    /// Authentication failures are audited as one event per source address per this
+    /// many milliseconds.
+    pub unauthenticated_window_ms: u64,
 }
 
 impl Default for RateLimitSettings {
@@ -104,6 +112,8 @@ impl Default for RateLimitSettings {
         Self {
             default: "600/minute burst 100".to_owned(),
             endpoints: std::collections::BTreeMap::new(),
+            unauthenticated: "5/second burst 20".to_owned(),
+            unauthenticated_window_ms: 60_000,
         }
     }
 }
@@ -140,12 +150,54 @@ pub enum LogFormat {
     Json,
 }
 
+/// Limits of the HTTP listener (see `api::serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time a client has to send a request's head; also the longest a kept-alive
+    /// connection may sit idle between requests.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a whole request body.
+    pub body_timeout_ms: u64,
+    /// Most open connections; a new one past it is answered 503 and closed.
+    pub max_connections: usize,
+    /// Most requests served at once (a streamed response counts until it ends); past
+    /// it a request is answered 503.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let limits = crate::api::HttpLimits::default();
+        Self {
+            header_timeout_ms: limits.header_timeout.as_millis() as u64,
+            body_timeout_ms: limits.body_timeout.as_millis() as u64,
+            max_connections: limits.max_connections,
+            max_in_flight: limits.max_in_flight,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::api::HttpLimits {
+        crate::api::HttpLimits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: self.max_connections,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
 /// Sandbox settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxSettings {
     /// Runs executing at once; further runs wait for a slot.
     pub max_concurrent_runs: usize,
+    /// Runs one caller may execute at once (further ones wait behind its own).
+    pub max_runs_per_caller: usize,
     /// How long a run waits for a slot before the caller gets a 503.
     pub queue_timeout_ms: u64,
     /// Per-run defaults and the ceilings callers cannot exceed.
@@ -168,6 +220,7 @@ impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
             max_concurrent_runs: 64,
+            max_runs_per_caller: 16,
             queue_timeout_ms: 30_000,
             limits: LimitCeilings::default(),
             pooling: true,
@@ -189,6 +242,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             log_format: LogFormat::Text,
             sandbox: SandboxSettings::default(),
+            http: HttpSettings::default(),
             token_reload: Duration::from_secs(10),
             workspaces: WorkspaceSettings::default(),
             admin_token: None,
@@ -275,6 +329,7 @@ impl Config {
                 .unwrap_or_else(|| self.data_dir.join("compiled")),
             scratch_dir: self.data_dir.join("scratch"),
             max_concurrent_runs: self.sandbox.max_concurrent_runs,
+            max_runs_per_caller: self.sandbox.max_runs_per_caller,
             queue_timeout: Duration::from_millis(self.sandbox.queue_timeout_ms),
             pooling: self.sandbox.pooling,
             pool_keep_resident_bytes: usize::try_from(self.sandbox.pool_keep_resident_bytes)
@@ -300,6 +355,14 @@ enum Apply {
     PerEndpoint(fn(&mut Config, &str, String) -> anyhow::Result<()>),
     /// Read by another part (clap, the log filter); listed for --help and the docs.
     Elsewhere,
+}
+
+/// `value`, refused when zero (a limit of zero would refuse everything).
+fn positive<T: Default + PartialEq>(key: &str, value: T) -> anyhow::Result<T> {
+    if value == T::default() {
+        anyhow::bail!("{key} must be greater than 0");
+    }
+    Ok(value)
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: String) -> anyhow::Result<T>
@@ -383,6 +446,15 @@ pub static SETTINGS: &[Setting] = &[
         doc: "sandbox runs at once; more wait for a slot (30 s, then 503)",
         apply: Apply::One(|c, k, v| {
             c.sandbox.max_concurrent_runs = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_RUNS_PER_CALLER",
+        default: "16",
+        doc: "sandbox runs one caller may have at once; its further runs wait behind its own, and a freed slot goes to the waiting caller running the fewest, so one caller's flood never queues in front of everyone else",
+        apply: Apply::One(|c, k, v| {
+            c.sandbox.max_runs_per_caller = positive(k, parse(k, v)?)?;
             Ok(())
         }),
     },
@@ -544,6 +616,42 @@ pub static SETTINGS: &[Setting] = &[
         }),
     },
     Setting {
+        env: "SANDGRAPH_HTTP_HEADER_TIMEOUT_MS",
+        default: "10000",
+        doc: "time a client has to send a request's head; also the longest a kept-alive connection may idle between requests (slow or silent clients are disconnected)",
+        apply: Apply::One(|c, k, v| {
+            c.http.header_timeout_ms = positive(k, parse(k, v)?)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_HTTP_BODY_TIMEOUT_MS",
+        default: "30000",
+        doc: "time a client has to send a whole request body, from the request's start; past it the call is answered 408",
+        apply: Apply::One(|c, k, v| {
+            c.http.body_timeout_ms = positive(k, parse(k, v)?)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_CONNECTIONS",
+        default: "1024",
+        doc: "most open HTTP connections; a new one past it is answered 503 with Retry-After and closed",
+        apply: Apply::One(|c, k, v| {
+            c.http.max_connections = positive(k, parse(k, v)?)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_MAX_IN_FLIGHT",
+        default: "512",
+        doc: "most HTTP requests served at once (an MCP stream counts until it ends); past it a request is answered 503 with Retry-After",
+        apply: Apply::One(|c, k, v| {
+            c.http.max_in_flight = positive(k, parse(k, v)?)?;
+            Ok(())
+        }),
+    },
+    Setting {
         env: "SANDGRAPH_SHUTDOWN_GRACE_MS",
         default: "10000",
         doc: "on SIGTERM, how long in-flight calls may finish before their runs are cancelled (and recorded as cancelled)",
@@ -588,6 +696,25 @@ pub static SETTINGS: &[Setting] = &[
         doc: "per-endpoint rate, e.g. SANDGRAPH_RATE_LIMIT_EXECUTE_CODE; endpoints: execute_code, lint_code, run_tests, generate_code, graph_query, graph_upsert, history, audit_log, prompts, tokens, workspaces",
         apply: Apply::PerEndpoint(|c, endpoint, v| {
             c.rate_limits.endpoints.insert(endpoint.to_owned(), v);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_RATE_LIMIT_UNAUTHENTICATED",
+        default: "5/second burst 20",
+        doc: "requests that fail authentication (missing or wrong token), per source address; past it they are answered 429 with Retry-After instead of 401. Failures are audited folded: one event per source and minute with counts",
+        apply: Apply::One(|c, k, v| {
+            crate::rate_limit::parse_quota(&v).map_err(|e| anyhow::anyhow!("{k}: {e}"))?;
+            c.rate_limits.unauthenticated = v;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_AUTH_FAILURE_WINDOW_MS",
+        default: "60000",
+        doc: "authentication failures are audited as one event per source address per this window, with counts (and once more when the server stops)",
+        apply: Apply::One(|c, k, v| {
+            c.rate_limits.unauthenticated_window_ms = positive(k, parse(k, v)?)?;
             Ok(())
         }),
     },

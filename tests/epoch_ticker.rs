@@ -18,6 +18,7 @@ async fn the_ticker_stops_only_once_no_run_is_left() {
         cache_dir: root.join("target/test-compiled-guests"),
         scratch_dir: scratch.path().to_owned(),
         max_concurrent_runs: 4,
+        max_runs_per_caller: 4,
         queue_timeout: Duration::from_secs(30),
         pooling: true,
         pool_keep_resident_bytes: 16 << 20,
@@ -35,7 +36,7 @@ async fn the_ticker_stops_only_once_no_run_is_left() {
                 ..SandboxLimits::default()
             };
             sandbox
-                .execute_until(Language::Python, "while True: pass", limits, &cancel)
+                .execute_until(Language::Python, "while True: pass", limits, "test", &cancel)
                 .await
         })
     };

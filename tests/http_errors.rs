@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::TestServer;
 use serde_json::{Value, json};
 
@@ -178,4 +180,215 @@ async fn unknown_paths_add_no_metric_series() {
     assert!(text.contains("route=\"unmatched\""), "{text}");
     assert!(text.contains("route=\"/executions/{id}\""), "{text}");
     assert!(!text.contains("random-"), "{text}");
+}
+
+/// Read what the server sends on `stream` until it closes the connection: the raw
+/// response text. Panics if the server keeps it open for `within` (a generous bound: the
+/// limits under test are a second or two).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut out)).await {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => panic!(
+            "the server kept the connection open for {within:?}; it sent {:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
+fn address(server: &TestServer) -> String {
+    server
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::spawn_with(&[("SANDGRAPH_HTTP_HEADER_TIMEOUT_MS", "1000")]);
+    // Silent: connects and sends nothing.
+    let mut silent = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    // Slowloris: a byte at a time, never finishing the head.
+    let mut slow = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    let started = std::time::Instant::now();
+    for byte in b"POST /execute_code HTTP/1.1\r\nHost: x\r\n" {
+        if slow.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let slow_answer = read_until_closed(&mut slow, Duration::from_secs(20)).await;
+    let silent_answer = read_until_closed(&mut silent, Duration::from_secs(20)).await;
+    // Both are closed, with hyper's 408 for a head that did not arrive in time or nothing.
+    assert!(slow_answer.is_empty() || slow_answer.starts_with("HTTP/1.1 408"), "{slow_answer:?}");
+    assert!(silent_answer.is_empty() || silent_answer.starts_with("HTTP/1.1 408"), "{silent_answer:?}");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::spawn_with(&[("SANDGRAPH_HTTP_HEADER_TIMEOUT_MS", "1000")]);
+    let mut stream = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_a_408() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::spawn_with(&[("SANDGRAPH_HTTP_BODY_TIMEOUT_MS", "1000")]);
+    let mut stream = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    let head = format!(
+        "POST /execute_code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"code\": ",
+        server.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        answer.contains("the request body did not arrive within 1s"),
+        "{answer:?}"
+    );
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_a_503_with_retry_after() {
+    let server = TestServer::spawn_with(&[("SANDGRAPH_MAX_CONNECTIONS", "4")]);
+    // Four idle connections take every place...
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(address(&server)).await.unwrap());
+    }
+    // ...so a fifth is answered at once and closed.
+    let mut extra = tokio::net::TcpStream::connect(address(&server)).await.unwrap();
+    let answer = read_until_closed(&mut extra, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer:?}");
+    assert!(answer.contains("limit of open connections"), "{answer:?}");
+    // Freed places are usable again.
+    drop(held);
+    let mut ok = false;
+    for _ in 0..50 {
+        let client = common::client_with_token(&server.admin_token);
+        if let Ok(r) = client.get(server.url("/health")).send().await
+            && r.status() == 200
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the server did not serve again after the connections closed");
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_cap_get_a_503_with_retry_after() {
+    let server = TestServer::spawn_with(&[("SANDGRAPH_MAX_IN_FLIGHT", "2")]);
+    // Two long runs take both places.
+    let long = |n: u32| {
+        let client = common::client_with_token(&server.admin_token);
+        let url = server.url("/execute_code");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"code": format!("import time; time.sleep(3) # {n}")}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let runs = [long(1), long(2)];
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let client = common::client_with_token(&server.admin_token);
+    let response = client.get(server.url("/prompts")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert!(detail(&body).contains("requests in flight"), "{body}");
+    // The liveness probe still answers while the server is full.
+    let health = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    for run in runs {
+        assert_eq!(run.await.unwrap().unwrap(), 200);
+    }
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_per_source_and_audited_folded() {
+    let server = TestServer::spawn_with(&[
+        ("SANDGRAPH_RATE_LIMIT_UNAUTHENTICATED", "1/minute burst 20"),
+        ("SANDGRAPH_AUTH_FAILURE_WINDOW_MS", "300"),
+    ]);
+    let stranger = common::client_with_token("sg-not-a-real-token-0123456789");
+    let anonymous = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let client = if i % 4 == 0 { &anonymous } else { &stranger };
+        let response = client
+            .post(server.url("/execute_code"))
+            .json(&json!({"code": "print(1)"}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status == 429 {
+            let wait: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(wait >= 1, "Retry-After {wait}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                detail(&body),
+                "too many requests failed authentication from this address; wait before retrying"
+            );
+        }
+        statuses.push(status);
+    }
+    // The burst is answered 401, the rest 429.
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // A caller with a valid token from the same address is not affected.
+    server.assert_alive().await;
+
+    // One folded audit event, not 40.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let page = server
+            .get_json("/audit_log?event_type=unauthenticated&limit=50")
+            .await;
+        events = page["items"].as_array().unwrap().clone();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail = events[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("40 requests from 127.0.0.1 failed authentication"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("invalid token: 30, missing token: 10; 20 answered 429"),
+        "{detail}"
+    );
+    assert_eq!(events[0]["caller_id"], "anonymous");
 }

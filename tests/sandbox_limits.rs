@@ -246,3 +246,52 @@ fn without_address_space_for_the_pool_the_server_says_what_to_change() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn one_callers_flood_waits_behind_its_own_runs_not_in_front_of_others() {
+    let server = TestServer::spawn_with(&[
+        ("SANDGRAPH_MAX_CONCURRENT_RUNS", "4"),
+        ("SANDGRAPH_MAX_RUNS_PER_CALLER", "2"),
+    ]);
+    let flood_token = server.create_token("agent", "flood");
+    let other_token = server.create_token("agent", "other");
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Eight 2 s runs of one caller: two at a time, so about 8 s in all.
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            let client = common::client_with_token(&flood_token);
+            let (url, finished) = (server.url("/execute_code"), finished.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .json(&json!({"code": format!("import time; time.sleep(2) # {i}"), "timeout_seconds": 10}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                status
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Another caller is served while the flood is still mostly waiting: with a plain
+    // first-come queue it would wait for at least four of the flood's runs.
+    let (status, result) = {
+        let response = common::client_with_token(&other_token)
+            .post(server.url("/execute_code"))
+            .json(&json!({"code": "print('served')"}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+    };
+    let done_then = finished.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["stdout"], "served\n");
+    assert!(done_then <= 2, "{done_then} of the flood's runs had finished first");
+    for run in flood {
+        assert_eq!(run.await.unwrap(), 200);
+    }
+    server.assert_alive().await;
+}

@@ -43,6 +43,14 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(wait: std::time::Duration, detail: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
+        }
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -103,6 +111,9 @@ impl From<ToolError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if let Some(timed_out) = super::serve::is_body_timeout(&rejection) {
+            return Self::new(StatusCode::REQUEST_TIMEOUT, timed_out.to_string());
+        }
         let status = rejection.status();
         let detail = match &rejection {
             JsonRejection::MissingJsonContentType(_) => {

@@ -5,6 +5,8 @@
 //! pipeline (`crate::call`), serialise.
 
 mod error;
+mod serve;
+pub mod strangers;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use serve::{BodyTimedOut, HttpLimits, serve};
 
 use crate::audit::{AuditEvent, CallContext, Transport};
 use crate::auth::{Cached, Endpoint};
@@ -37,6 +40,11 @@ pub fn router(tools: Tools) -> Router {
     // naming the field.
     let body_limit = tools.config.body_limit();
     let mcp_service = mcp::streamable_http_service(tools.clone());
+    let strangers = Arc::new(strangers::Strangers::new(
+        crate::rate_limit::parse_quota(&tools.config.rate_limits.unauthenticated)
+            .unwrap_or_else(|_| governor::Quota::per_second(std::num::NonZeroU32::MIN)),
+    ));
+    spawn_strangers_flush(&tools, strangers.clone());
     tool_routes(Router::new())
         .route(
             "/workspaces/{workspace_id}/files/{*path}",
@@ -51,8 +59,28 @@ pub fn router(tools: Tools) -> Router {
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
+        .layer(Extension(strangers))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(tools)
+}
+
+/// Write the folded authentication failures to the audit log once per window, and a
+/// last time when the server drains.
+fn spawn_strangers_flush(tools: &Tools, strangers: Arc<strangers::Strangers>) {
+    let (audit, shutdown) = (tools.audit.clone(), tools.shutdown.clone());
+    let window =
+        std::time::Duration::from_millis(tools.config.rate_limits.unauthenticated_window_ms);
+    tools.shutdown.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(window) => strangers.flush(&*audit),
+                () = shutdown.begun() => {
+                    strangers.flush(&*audit);
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// The request id a client sent, if it is a sane token; otherwise a new one.
@@ -122,23 +150,30 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
                 request.extensions_mut().insert(ctx);
                 next.run(request).await
             }
-            Err(error) => {
-                let reason = if token.is_some() {
-                    "invalid token"
+            Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+                let (failure, label) = if token.is_some() {
+                    (strangers::Failure::Invalid, "invalid")
                 } else {
-                    "missing token"
-                };
-                let label = if token.is_some() {
-                    "invalid"
-                } else {
-                    "missing"
+                    (strangers::Failure::Missing, "missing")
                 };
                 metrics::counter!("sandgraph_auth_failures_total", "reason" => label).increment(1);
-                tools
-                    .audit
-                    .record(AuditEvent::unauthenticated(&path, transport, &id, reason));
-                error.into_response()
+                // Counted per source and audited folded (one event per source and
+                // window), never one durable write per request.
+                let source = request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+                let strangers = request.extensions().get::<Arc<strangers::Strangers>>();
+                match strangers.map(|s| s.failed(source, route, transport, failure)) {
+                    Some(Err(wait)) => ApiError::rate_limited(
+                        wait,
+                        "too many requests failed authentication from this address; wait before retrying",
+                    )
+                    .into_response(),
+                    _ => error.into_response(),
+                }
             }
+            Err(error) => error.into_response(),
         }
     };
     if let Ok(value) = HeaderValue::from_str(&id) {

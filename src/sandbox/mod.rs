@@ -7,6 +7,7 @@
 //! bounds how many run at once. This module knows nothing about HTTP, MCP or tools.
 
 mod engine;
+pub mod fair;
 mod javascript;
 mod limits;
 mod output;
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 pub use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
@@ -122,14 +122,22 @@ pub struct RunOutput {
     pub limits: SandboxLimits,
 }
 
+/// The caller of runs started without one (in-process use, benches).
+pub const LOCAL_CALLER: &str = "local";
+
 /// Why the sandbox could not run a request at all (as opposed to a run that failed).
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// Every run slot stayed busy for the whole queue timeout.
-    #[error("all {slots} sandbox slots are busy; retry shortly")]
+    /// No slot came free for the caller within the queue timeout: all were busy, or
+    /// the caller held its share.
+    #[error(
+        "no sandbox slot came free in time: all {slots} are busy, or you already run {per_caller} at once (the most one caller may); retry shortly"
+    )]
     Busy {
         /// How many runs may execute at once.
         slots: usize,
+        /// How many of them one caller may hold.
+        per_caller: usize,
     },
     /// The caller cancelled while the run waited for a slot (no guest started).
     #[error("the call was cancelled before its run started")]
@@ -150,6 +158,9 @@ pub struct SandboxConfig {
     pub scratch_dir: PathBuf,
     /// Runs that may execute at once; others queue.
     pub max_concurrent_runs: usize,
+    /// Runs one caller may execute at once; its further runs wait behind its own, and a
+    /// freed slot goes to the waiting caller running the fewest.
+    pub max_runs_per_caller: usize,
     /// How long a run may wait for a slot before the caller is told to retry.
     pub queue_timeout: Duration,
     /// Use wasmtime's pooling allocator, sized for `max_concurrent_runs`.
@@ -190,7 +201,7 @@ struct Inner {
     javascript: InstancePre<JavascriptState>,
     build_id: String,
     config: SandboxConfig,
-    slots: Arc<Semaphore>,
+    slots: Arc<fair::FairSlots>,
     active: AtomicUsize,
     started: AtomicU64,
     ticker: EpochTicker,
@@ -358,7 +369,10 @@ impl Sandbox {
                 python,
                 javascript,
                 build_id,
-                slots: Arc::new(Semaphore::new(config.max_concurrent_runs.max(1))),
+                slots: fair::FairSlots::new(
+                    config.max_concurrent_runs,
+                    config.max_runs_per_caller,
+                ),
                 config,
                 active: AtomicUsize::new(0),
                 started: AtomicU64::new(0),
@@ -408,20 +422,22 @@ impl Sandbox {
         code: &str,
         limits: SandboxLimits,
     ) -> Result<RunOutput, SandboxError> {
-        self.execute_until(language, code, limits, &CancellationToken::new())
+        self.execute_until(language, code, limits, LOCAL_CALLER, &CancellationToken::new())
             .await
     }
 
-    /// [`Self::execute`], stopped within one epoch tick when `cancel` fires (the run
-    /// then ends with [`ExitReason::Cancelled`] and its slot is free at once).
+    /// [`Self::execute`] for `caller` (slots are shared fairly between callers, see
+    /// [`fair`]), stopped within one epoch tick when `cancel` fires (the run then ends
+    /// with [`ExitReason::Cancelled`] and its slot is free at once).
     pub async fn execute_until(
         &self,
         language: Language,
         code: &str,
         limits: SandboxLimits,
+        caller: &str,
         cancel: &CancellationToken,
     ) -> Result<RunOutput, SandboxError> {
-        let slot = self.acquire_slot(cancel).await?;
+        let slot = self.acquire_slot(caller, cancel).await?;
         let code = code.to_owned();
         self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
             match language {
@@ -444,9 +460,10 @@ impl Sandbox {
         code: &str,
         limits: SandboxLimits,
         dir: RunDir,
+        caller: &str,
         cancel: &CancellationToken,
     ) -> Result<RunOutput, SandboxError> {
-        let slot = self.acquire_slot(cancel).await?;
+        let slot = self.acquire_slot(caller, cancel).await?;
         let call = PythonCall::Execute(code.to_owned());
         self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
             let (output, _) = sandbox.run_python(call, dir, limits, &cancel).await?;
@@ -462,9 +479,10 @@ impl Sandbox {
         code: &str,
         options: &str,
         limits: SandboxLimits,
+        caller: &str,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let slot = self.acquire_slot(cancel).await?;
+        let slot = self.acquire_slot(caller, cancel).await?;
         let call = PythonCall::Lint {
             code: code.to_owned(),
             options: options.to_owned(),
@@ -485,9 +503,10 @@ impl Sandbox {
         dir: RunDir,
         args: Vec<String>,
         limits: SandboxLimits,
+        caller: &str,
         cancel: &CancellationToken,
     ) -> Result<(RunOutput, Option<String>), SandboxError> {
-        let slot = self.acquire_slot(cancel).await?;
+        let slot = self.acquire_slot(caller, cancel).await?;
         self.on_guest_threads(slot, cancel, move |sandbox, cancel| async move {
             sandbox
                 .run_python(PythonCall::Tests { args }, dir, limits, &cancel)
@@ -526,21 +545,28 @@ impl Sandbox {
         }
     }
 
-    async fn acquire_slot(&self, cancel: &CancellationToken) -> Result<SlotGuard, SandboxError> {
+    async fn acquire_slot(
+        &self,
+        caller: &str,
+        cancel: &CancellationToken,
+    ) -> Result<SlotGuard, SandboxError> {
         let inner = &self.inner;
         let queued = Instant::now();
-        let wait = tokio::time::timeout(
-            inner.config.queue_timeout,
-            inner.slots.clone().acquire_owned(),
-        );
-        let permit = tokio::select! {
-            waited = wait => waited,
-            () = cancel.cancelled() => return Err(SandboxError::Cancelled),
-        }
-        .map_err(|_| SandboxError::Busy {
-            slots: inner.config.max_concurrent_runs,
-        })?
-        .map_err(|e| SandboxError::Internal(e.into()))?;
+        let permit = match inner.slots.acquire(caller) {
+            fair::Acquire::Ready(slot) => slot,
+            fair::Acquire::Queued(granted) => {
+                let wait = tokio::time::timeout(inner.config.queue_timeout, granted);
+                tokio::select! {
+                    waited = wait => waited,
+                    () = cancel.cancelled() => return Err(SandboxError::Cancelled),
+                }
+                .map_err(|_| SandboxError::Busy {
+                    slots: inner.config.max_concurrent_runs,
+                    per_caller: inner.slots.per_caller(),
+                })?
+                .map_err(|e| SandboxError::Internal(e.into()))?
+            }
+        };
         metrics::histogram!("sandgraph_sandbox_queue_wait_seconds")
             .record(queued.elapsed().as_secs_f64());
         inner.active.fetch_add(1, Ordering::Relaxed);
@@ -789,7 +815,7 @@ fn wall_limit(limits: SandboxLimits) -> Duration {
 }
 
 struct SlotGuard {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: fair::Slot,
     sandbox: Sandbox,
 }
 

@@ -141,7 +141,7 @@ async fn execute_code_unrecorded(
     let run = || async {
         let output = tools
             .sandbox
-            .execute_until(language, &request.code, limits, &ctx.cancel)
+            .execute_until(language, &request.code, limits, &ctx.caller.id, &ctx.cancel)
             .await?;
         let response = response(language, &request.code, output);
         // A cancelled run is recorded, never cached nor shared with identical calls
@@ -248,7 +248,7 @@ async fn execute_with_files(
     };
     let output = tools
         .sandbox
-        .execute_in(&request.code, limits, dir, scope.cancel())
+        .execute_in(&request.code, limits, dir, &ctx.caller.id, scope.cancel())
         .await;
     let files = finish_scope(tools, ctx, scope).await;
     let mut response = response(language, &request.code, output?);

@@ -167,7 +167,7 @@ async fn lint_code_unrecorded(
         .resolve(Some(LINT_TIMEOUT), &Default::default())?;
     let key = (&request.code, &options);
     let run = || async {
-        lint_in_guest(tools, &request.code, &options, limits, &ctx.cancel)
+        lint_in_guest(tools, &request.code, &options, limits, ctx)
             .await
             .map(CachedResult::Lint)
     };
@@ -197,12 +197,12 @@ async fn lint_in_guest(
     code: &str,
     options: &str,
     limits: crate::sandbox::SandboxLimits,
-    cancel: &crate::sandbox::CancellationToken,
+    ctx: &CallContext,
 ) -> Result<LintResponse, ToolError> {
     let language = Language::Python;
     let (output, report) = tools
         .sandbox
-        .lint_python(code, options, limits, cancel)
+        .lint_python(code, options, limits, &ctx.caller.id, &ctx.cancel)
         .await?;
     let Some(report) = report else {
         return Err(match output.exit_reason {

@@ -233,7 +233,7 @@ async fn run_tests_unrecorded(
         };
         let ran = tools
             .sandbox
-            .run_pytest(dir, args.clone(), limits, scope.cancel())
+            .run_pytest(dir, args.clone(), limits, &ctx.caller.id, scope.cancel())
             .await;
         let files = finish_scope(tools, ctx, scope).await;
         let (output, report) = ran?;
@@ -258,7 +258,13 @@ async fn run_tests_unrecorded(
     let run = || async {
         let (output, report) = tools
             .sandbox
-            .run_pytest(RunDir::Fresh(files.clone()), args.clone(), limits, &ctx.cancel)
+            .run_pytest(
+                RunDir::Fresh(files.clone()),
+                args.clone(),
+                limits,
+                &ctx.caller.id,
+                &ctx.cancel,
+            )
             .await?;
         let response = response(language, hash.clone(), output, report)?;
         // Recorded, never cached nor shared with identical calls in flight.
