@@ -29,6 +29,11 @@ const CODE_STATS: &str = include_str!("../../cypher/code_stats.cypher");
 /// How long one Neo4j operation may take before it counts as a failure.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many times a transiently refused write is tried again, and the pause before the
+/// first retry (the n-th waits n times as long).
+const WRITE_RETRIES: u32 = 2;
+const WRITE_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 /// Consecutive failures before the breaker opens, and how long it stays open.
 const BREAKER_THRESHOLD: u32 = 3;
 const BREAKER_OPEN_FOR: Duration = Duration::from_secs(2);
@@ -179,11 +184,21 @@ impl Neo4jStore {
     }
 
     /// Apply `cypher/schema.cypher` (every statement is `IF NOT EXISTS`).
+    ///
+    /// Servers starting together race on the same statements: Neo4j then refuses the
+    /// loser's `IF NOT EXISTS` with an "already exists" error, which means the rule is
+    /// there, so it counts as applied (not as Neo4j being unready).
     pub async fn apply_schema(&self) -> anyhow::Result<()> {
         for statement in statements(SCHEMA) {
-            self.guarded("schema", self.graph.run(query(&statement)))
+            match self
+                .guarded("schema", self.graph.run(query(&statement)))
                 .await
-                .with_context(|| format!("applying schema statement {statement:?}"))?;
+            {
+                Err(err) if neo4j_code(&err).is_some_and(is_already_exists) => {}
+                result => {
+                    result.with_context(|| format!("applying schema statement {statement:?}"))?
+                }
+            }
         }
         Ok(())
     }
@@ -319,8 +334,21 @@ impl Neo4jStore {
         })
     }
 
-    /// Run a write query (graph_upsert) in one transaction.
+    /// Run a write query (graph_upsert) in one transaction. The statements are
+    /// idempotent (MERGE), so a transaction Neo4j ended for a reason it calls transient
+    /// (a deadlock, a lock wait past its timeout while a schema change ran) is retried in
+    /// a new one, as Neo4j's own drivers do for managed transactions, a bounded number of
+    /// times.
     pub async fn write(&self, queries: Vec<Query>) -> anyhow::Result<()> {
+        retrying(
+            || self.write_once(queries.clone()),
+            |err| neo4j_code(err).is_some_and(is_retryable),
+            WRITE_RETRY_PAUSE,
+        )
+        .await
+    }
+
+    async fn write_once(&self, queries: Vec<Query>) -> anyhow::Result<()> {
         self.guarded("write", async {
             let mut txn = self.graph.start_txn().await?;
             for q in queries {
@@ -633,6 +661,49 @@ enum Origin {
 #[error("the query ran longer than {0:?}; sandgraph stopped waiting for it")]
 pub struct QueryTimedOut(pub Duration);
 
+/// Run `operation`, and again after a growing pause while it fails in a way `retryable`
+/// accepts, at most [`WRITE_RETRIES`] more times.
+async fn retrying<T, F, Fut>(
+    mut operation: F,
+    retryable: impl Fn(&anyhow::Error) -> bool,
+    pause: Duration,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match operation().await {
+            Err(err) if attempt < WRITE_RETRIES && retryable(&err) => {
+                attempt += 1;
+                tracing::info!(error = format!("{err:#}"), attempt, "retrying a Neo4j write");
+                tokio::time::sleep(pause * attempt).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Neo4j's status code for `err`, when Neo4j itself refused.
+fn neo4j_code(err: &anyhow::Error) -> Option<&str> {
+    match err.downcast_ref::<neo4rs::Error>() {
+        Some(neo4rs::Error::Neo4j(neo)) => Some(neo.code()),
+        _ => None,
+    }
+}
+
+/// A schema rule that is already there (another server created it first).
+fn is_already_exists(code: &str) -> bool {
+    code.starts_with("Neo.ClientError.Schema.") && code.ends_with("AlreadyExists")
+}
+
+/// A refusal that a new transaction may not meet: Neo4j's transient class (deadlocks,
+/// lock waits) and its transaction timeout, which here means waiting on locks.
+fn is_retryable(code: &str) -> bool {
+    code.starts_with("Neo.TransientError.") || code.contains("TransactionTimedOut")
+}
+
 fn is_connection_failure(err: &anyhow::Error) -> bool {
     if err.is::<QueryTimedOut>() {
         return false;
@@ -760,6 +831,58 @@ mod tests {
                 .iter()
                 .all(|s| s.starts_with("CREATE ") && s.contains("IF NOT EXISTS"))
         );
+    }
+
+    #[test]
+    fn schema_races_and_lock_waits_are_told_apart_from_real_refusals() {
+        assert!(is_already_exists(
+            "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists"
+        ));
+        assert!(is_already_exists(
+            "Neo.ClientError.Schema.ConstraintWithNameAlreadyExists"
+        ));
+        assert!(!is_already_exists(
+            "Neo.ClientError.Schema.ConstraintValidationFailed"
+        ));
+        assert!(is_retryable("Neo.TransientError.Transaction.DeadlockDetected"));
+        assert!(is_retryable(
+            "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration"
+        ));
+        assert!(!is_retryable("Neo.ClientError.Statement.SyntaxError"));
+        assert!(!is_retryable("Neo.ClientError.Schema.ConstraintValidationFailed"));
+    }
+
+    #[tokio::test]
+    async fn a_transient_refusal_is_retried_a_bounded_number_of_times() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let flaky = || {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    anyhow::bail!("transient")
+                }
+                Ok(n)
+            }
+        };
+        let transient = |err: &anyhow::Error| err.to_string() == "transient";
+        let value = retrying(flaky, transient, Duration::from_millis(1)).await;
+        assert_eq!(value.unwrap(), 2, "the third try succeeds");
+
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let always = || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { anyhow::bail!("transient") as anyhow::Result<()> }
+        };
+        assert!(retrying(always, transient, Duration::from_millis(1)).await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1 + WRITE_RETRIES);
+
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let refused = || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { anyhow::bail!("syntax error") as anyhow::Result<()> }
+        };
+        assert!(retrying(refused, transient, Duration::from_millis(1)).await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
     }
 
     #[test]
