@@ -470,7 +470,11 @@ async fn prepare_download(shared: &Shared, bytes: usize) -> anyhow::Result<Strin
         .send()
         .await?;
     if !written.status().is_success() {
-        bail!("write_file: HTTP {}: {}", written.status(), written.text().await?);
+        bail!(
+            "write_file: HTTP {}: {}",
+            written.status(),
+            written.text().await?
+        );
     }
     Ok(format!("{}/workspaces/{id}/files/big.bin", shared.base))
 }

@@ -35,7 +35,8 @@ use common::{guest_dir, loadavg, machine, target_dir};
 use criterion::{Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
 use sandgraph::sandbox::{
-    CancellationToken, ExitReason, LOCAL_CALLER, Language, RunDir, Sandbox, SandboxConfig, SandboxLimits,
+    CancellationToken, ExitReason, LOCAL_CALLER, Language, RunDir, Sandbox, SandboxConfig,
+    SandboxLimits,
 };
 use sandgraph::store::workspaces::SqliteWorkspaceStore;
 use sandgraph::workspace::{InputFile, WorkspacePath, WorkspaceSettings, Workspaces};

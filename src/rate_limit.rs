@@ -106,6 +106,7 @@ mod tests {
         let settings = RateLimitSettings {
             default: "2/minute".to_owned(),
             endpoints: Default::default(),
+            ..Default::default()
         };
         let limits = RateLimits::new(&settings).unwrap();
         assert!(limits.check(Endpoint::ExecuteCode, "a").is_ok());

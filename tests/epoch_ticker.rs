@@ -36,7 +36,13 @@ async fn the_ticker_stops_only_once_no_run_is_left() {
                 ..SandboxLimits::default()
             };
             sandbox
-                .execute_until(Language::Python, "while True: pass", limits, "test", &cancel)
+                .execute_until(
+                    Language::Python,
+                    "while True: pass",
+                    limits,
+                    "test",
+                    &cancel,
+                )
                 .await
         })
     };

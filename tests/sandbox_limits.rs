@@ -284,12 +284,18 @@ async fn one_callers_flood_waits_behind_its_own_runs_not_in_front_of_others() {
             .send()
             .await
             .unwrap();
-        (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.unwrap(),
+        )
     };
     let done_then = finished.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["stdout"], "served\n");
-    assert!(done_then <= 2, "{done_then} of the flood's runs had finished first");
+    assert!(
+        done_then <= 2,
+        "{done_then} of the flood's runs had finished first"
+    );
     for run in flood {
         assert_eq!(run.await.unwrap(), 200);
     }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 pub use error::ApiError;
 pub use serve::{BodyTimedOut, HttpLimits, serve};
 
-use crate::audit::{AuditEvent, CallContext, Transport};
+use crate::audit::{CallContext, Transport};
 use crate::auth::{Cached, Endpoint};
 use crate::call::{self, Args, DynTool, RestMethod};
 use crate::mcp;

@@ -73,7 +73,8 @@ impl Default for HttpLimits {
 pub struct BodyTimedOut(pub Duration);
 
 /// The answer to a connection or request over a cap.
-const BUSY_DETAIL: &str = "the server is at its limit of open connections or requests in flight; retry shortly";
+const BUSY_DETAIL: &str =
+    "the server is at its limit of open connections or requests in flight; retry shortly";
 
 /// Serve `router` on `listener` under `limits` until `stop` resolves; then stop
 /// accepting, let open connections finish their requests (idle ones close at once), and
@@ -143,13 +144,15 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     // Probes and scrapes are cheap and must keep working when the server is busy (a
     // liveness probe refused under load would get a busy server restarted).
-    let exempt = matches!(request.uri().path(), "/health" | "/health/ready" | "/metrics");
+    let exempt = matches!(
+        request.uri().path(),
+        "/health" | "/health/ready" | "/metrics"
+    );
     let permit = match in_flight.try_acquire_owned() {
         Ok(permit) => Some(permit),
         Err(_) if exempt => None,
         Err(_) => {
-            metrics::counter!("sandgraph_http_refused_total", "reason" => "in_flight")
-                .increment(1);
+            metrics::counter!("sandgraph_http_refused_total", "reason" => "in_flight").increment(1);
             return Ok(busy());
         }
     };
@@ -237,7 +240,7 @@ impl HttpBody for DeadlineBody {
 }
 
 /// Whether `err` (or what caused it) is a [`BodyTimedOut`].
-pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> Option<&BodyTimedOut> {
+pub fn is_body_timeout<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimedOut> {
     let mut current = Some(err);
     while let Some(err) = current {
         if let Some(timed_out) = err.downcast_ref::<BodyTimedOut>() {

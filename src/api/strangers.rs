@@ -128,7 +128,7 @@ impl Strangers {
             .into_iter()
             .map(|(source, fold)| event(source, &fold))
             .collect();
-        events.sort_by(|a, b| a.ts.cmp(&b.ts));
+        events.sort_by_key(|a| a.ts);
         events
     }
 
@@ -162,8 +162,10 @@ fn event(source: IpAddr, fold: &Fold) -> AuditEvent {
     let detail = format!(
         "{total} request{} from {who} failed authentication between {} and {} ({}; {} answered 429); last route {}",
         if total == 1 { "" } else { "s" },
-        fold.first.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        fold.last.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        fold.first
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        fold.last
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         kinds.join(", "),
         fold.limited,
         fold.route,
@@ -205,8 +207,14 @@ mod tests {
             .find(|e| e.detail.as_deref().unwrap().contains("192.0.2.1"))
             .unwrap();
         let detail = first.detail.as_deref().unwrap();
-        assert!(detail.starts_with("37 requests from 192.0.2.1 failed authentication"), "{detail}");
-        assert!(detail.contains("invalid token: 30, missing token: 7; 0 answered 429"), "{detail}");
+        assert!(
+            detail.starts_with("37 requests from 192.0.2.1 failed authentication"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("invalid token: 30, missing token: 7; 0 answered 429"),
+            "{detail}"
+        );
         assert!(detail.ends_with("last route /history"), "{detail}");
         assert_eq!(first.caller_id, "anonymous");
         assert!(strangers.drain().is_empty(), "a new window starts empty");
@@ -237,7 +245,10 @@ mod tests {
             .iter()
             .find_map(|e| e.detail.clone().filter(|d| d.contains("192.0.2.9")))
             .unwrap();
-        assert!(detail.contains("4 requests") && detail.contains("1 answered 429"), "{detail}");
+        assert!(
+            detail.contains("4 requests") && detail.contains("1 answered 429"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -369,10 +369,7 @@ impl Sandbox {
                 python,
                 javascript,
                 build_id,
-                slots: fair::FairSlots::new(
-                    config.max_concurrent_runs,
-                    config.max_runs_per_caller,
-                ),
+                slots: fair::FairSlots::new(config.max_concurrent_runs, config.max_runs_per_caller),
                 config,
                 active: AtomicUsize::new(0),
                 started: AtomicU64::new(0),
@@ -422,8 +419,14 @@ impl Sandbox {
         code: &str,
         limits: SandboxLimits,
     ) -> Result<RunOutput, SandboxError> {
-        self.execute_until(language, code, limits, LOCAL_CALLER, &CancellationToken::new())
-            .await
+        self.execute_until(
+            language,
+            code,
+            limits,
+            LOCAL_CALLER,
+            &CancellationToken::new(),
+        )
+        .await
     }
 
     /// [`Self::execute`] for `caller` (slots are shared fairly between callers, see

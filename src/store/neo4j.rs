@@ -196,7 +196,7 @@ impl Neo4jStore {
             {
                 Err(err) if neo4j_code(&err).is_some_and(is_already_exists) => {}
                 result => {
-                    result.with_context(|| format!("applying schema statement {statement:?}"))?
+                    result.with_context(|| format!("applying schema statement {statement:?}"))?;
                 }
             }
         }
@@ -677,7 +677,11 @@ where
         match operation().await {
             Err(err) if attempt < WRITE_RETRIES && retryable(&err) => {
                 attempt += 1;
-                tracing::info!(error = format!("{err:#}"), attempt, "retrying a Neo4j write");
+                tracing::info!(
+                    error = format!("{err:#}"),
+                    attempt,
+                    "retrying a Neo4j write"
+                );
                 tokio::time::sleep(pause * attempt).await;
             }
             result => return result,
@@ -844,12 +848,16 @@ mod tests {
         assert!(!is_already_exists(
             "Neo.ClientError.Schema.ConstraintValidationFailed"
         ));
-        assert!(is_retryable("Neo.TransientError.Transaction.DeadlockDetected"));
+        assert!(is_retryable(
+            "Neo.TransientError.Transaction.DeadlockDetected"
+        ));
         assert!(is_retryable(
             "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration"
         ));
         assert!(!is_retryable("Neo.ClientError.Statement.SyntaxError"));
-        assert!(!is_retryable("Neo.ClientError.Schema.ConstraintValidationFailed"));
+        assert!(!is_retryable(
+            "Neo.ClientError.Schema.ConstraintValidationFailed"
+        ));
     }
 
     #[tokio::test]
@@ -873,16 +881,31 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async { anyhow::bail!("transient") as anyhow::Result<()> }
         };
-        assert!(retrying(always, transient, Duration::from_millis(1)).await.is_err());
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1 + WRITE_RETRIES);
+        assert!(
+            retrying(always, transient, Duration::from_millis(1))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1 + WRITE_RETRIES
+        );
 
         calls.store(0, std::sync::atomic::Ordering::SeqCst);
         let refused = || {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async { anyhow::bail!("syntax error") as anyhow::Result<()> }
         };
-        assert!(retrying(refused, transient, Duration::from_millis(1)).await.is_err());
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
+        assert!(
+            retrying(refused, transient, Duration::from_millis(1))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
     }
 
     #[test]
