@@ -10,7 +10,7 @@ CARGO       ?= cargo
 # The test Neo4j listens here (127.0.0.1 only), away from any Neo4j of the user's own.
 NEO4J_TEST_PORT ?= 17687
 
-.PHONY: all guest build release run mcp test test-rust test-python test-guest lint fmt bench clean
+.PHONY: all guest build release run mcp test test-rust test-python test-guest test-soak soak lint fmt bench clean
 
 all: build
 
@@ -58,7 +58,7 @@ test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools lint
 	scripts/neo4j/neo4j.sh fetch
 	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
 
-test-all: test-rust test-neo4j-outage test-guest test-python test-load
+test-all: test-rust test-neo4j-outage test-soak test-guest test-python test-load
 
 ## ~20 s of the Locust load test against a local debug server; fails on any error.
 test-load:
@@ -70,6 +70,21 @@ test-rust:
 ## Stops and restarts the shared Neo4j, so it runs alone, after everything else using it.
 test-neo4j-outage:
 	$(CARGO) test --locked --test neo4j_outage -- --ignored --test-threads=1
+
+## The 2-minute soak (tests/soak.rs): Locust with faults (Neo4j stopped twice, the server
+## SIGKILLed once, a spinner flood); every acknowledged call must be in Neo4j. It stops
+## the shared Neo4j too, so it runs alone.
+SOAK_SECONDS ?= 120
+test-soak:
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --locked --test soak -- --ignored --nocapture
+
+## soak: the 10-minute soak on a release build, with a Neo4j of its own; the per-phase
+## table is written to target/bench-results/soak.md.
+soak: guest
+	$(CARGO) test --locked --release --test soak --no-run
+	scripts/neo4j/neo4j.sh fetch
+	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port 17689 --http-port 0 --data build/neo4j-soak -- \
+		env SOAK_SECONDS=600 SOAK_USERS=16 $(CARGO) test --locked --release --test soak -- --ignored --nocapture
 
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py

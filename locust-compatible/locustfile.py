@@ -17,6 +17,11 @@ Environment (all optional):
   LOCUST_WEIGHTS       task weights, e.g. "lint=30,execute=10,run_tests=10,generate=3,
                        history=2,code_stats=1,graph=2"; a weight of 0 disables a task
   LOCUST_TIMEOUT       client-side timeout per request in seconds (default 90)
+  LOCUST_TOKENS        comma-separated bearer tokens: user N sends token N mod count
+                       (several callers from one run; overrides SANDGRAPH_TOKEN)
+  LOCUST_ACK_LOG       file to append one JSON line per request to: time, name, HTTP
+                       status (0 = no answer), the echoed x-request-id and the record id
+                       of a 200 (the soak test checks each acknowledged call is in Neo4j)
 
 Endpoints that are optional (graph_upsert, graph_query, execution_history, code_stats)
 answer 404 on a server that does not have them, and the graph ones answer a 4xx naming
@@ -27,10 +32,13 @@ as unavailable (listed when the run ends) and is not called again by this proces
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import logging
 import os
 import random
 import threading
+import time
 import uuid
 
 import gevent
@@ -51,6 +59,8 @@ def _env_float(name: str, default: float) -> float:
 
 
 TOKEN = os.environ.get("SANDGRAPH_TOKEN", "").strip()
+TOKENS = [t.strip() for t in os.environ.get("LOCUST_TOKENS", "").split(",") if t.strip()]
+ACK_LOG = os.environ.get("LOCUST_ACK_LOG", "").strip()
 WAIT_MIN = _env_float("LOCUST_WAIT_MIN", 0.1)
 WAIT_MAX = _env_float("LOCUST_WAIT_MAX", 0.5)
 UNIQUE_RATIO = _env_float("LOCUST_UNIQUE_RATIO", 0.5)
@@ -428,6 +438,33 @@ def _on_init(environment, **_kwargs):
     _csv_enabled = bool(getattr(options, "csv_prefix", None))
 
 
+_ack_file = None
+_ack_lock = threading.Lock()
+
+
+@events.request.add_listener
+def _log_ack(request_type, name, response_time, response=None, exception=None, **_kwargs):
+    """One JSON line per request (LOCUST_ACK_LOG): what the client saw acknowledged."""
+    global _ack_file
+    if not ACK_LOG:
+        return
+    status = getattr(response, "status_code", 0) or 0
+    entry = {"t": time.time(), "name": name, "method": request_type, "status": status,
+             "ms": round(response_time or 0, 2)}
+    if response is not None and status:
+        entry["request_id"] = response.headers.get("x-request-id")
+        if status == 200:
+            body = _json_object(response)
+            if body is not None and isinstance(body.get("id"), str):
+                entry["id"] = body["id"]
+    if exception is not None and not status:
+        entry["error"] = str(exception)[:200]
+    with _ack_lock:
+        if _ack_file is None:
+            _ack_file = open(ACK_LOG, "a", buffering=1)
+        _ack_file.write(json.dumps(entry) + "\n")
+
+
 @events.quit.add_listener
 def _final_csv(**_kwargs):
     # Locust rewrites *_stats.csv every CSV_STATS_INTERVAL_SEC from a background greenlet
@@ -472,14 +509,18 @@ TESTS_FIELDS = ("id", "framework", "return_code", "stdout", "stderr", "duration_
 GENERATE_FIELDS = ("id", "language", "output")
 
 
+_user_numbers = itertools.count()
+
+
 class AgentUser(HttpUser):
     """One coding agent calling the toolbox."""
 
     wait_time = between(WAIT_MIN, WAIT_MAX)
 
     def on_start(self):
-        if TOKEN:
-            self.client.headers["Authorization"] = f"Bearer {TOKEN}"
+        token = TOKENS[next(_user_numbers) % len(TOKENS)] if TOKENS else TOKEN
+        if token:
+            self.client.headers["Authorization"] = f"Bearer {token}"
         # Code hashes this user has executed successfully (for /code_stats).
         self.executed_hashes: list[str] = []
         # Graph keys this user has written (for /graph_query).

@@ -76,6 +76,16 @@ impl TestServer {
 
     /// Start a server on an existing data directory (e.g. one a killed server left).
     pub fn spawn_in(data_dir: tempfile::TempDir, env: &[(&str, &str)], log_to_file: bool) -> Self {
+        Self::spawn_at(data_dir, "127.0.0.1:0", env, log_to_file)
+    }
+
+    /// [`Self::spawn_in`] listening on `bind` (a fixed port survives a restart).
+    pub fn spawn_at(
+        data_dir: tempfile::TempDir,
+        bind: &str,
+        env: &[(&str, &str)],
+        log_to_file: bool,
+    ) -> Self {
         let admin_token = format!("sg_test_admin_{}", std::process::id())
             + &format!(
                 "{:x}",
@@ -85,7 +95,7 @@ impl TestServer {
                     .as_nanos()
             );
         let mut command = Command::new(env!("CARGO_BIN_EXE_sandgraph"));
-        command.args(["serve", "--bind", "127.0.0.1:0"]);
+        command.args(["serve", "--bind", bind]);
         server_env(&mut command, data_dir.path());
         command
             .env("RUST_LOG", "warn")
