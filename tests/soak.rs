@@ -46,11 +46,23 @@ const PHASES: &[(&str, f64)] = &[
     ("calm", 0.95),
 ];
 
-fn neo4j_script(args: &[&str]) {
+/// The data directory of the running Neo4j (neo4j.sh keeps it in its state file), so
+/// a restart comes back on the same database.
+fn neo4j_data_dir() -> String {
+    let state = std::fs::read_to_string(repo_root().join("build/neo4j/neo4j.state"))
+        .expect("build/neo4j/neo4j.state: start Neo4j with scripts/neo4j/neo4j.sh");
+    state
+        .lines()
+        .find_map(|l| l.strip_prefix("data="))
+        .expect("data= in neo4j.state")
+        .to_owned()
+}
+
+fn neo4j_script(args: &[&str], data: &str) {
     let port = neo4j_uri().rsplit(':').next().unwrap().to_owned();
     let mut full: Vec<&str> = args.to_vec();
     if args[0] == "start" {
-        full.extend(["--port", &port, "--http-port", "0"]);
+        full.extend(["--port", &port, "--http-port", "0", "--data", data]);
     }
     let status = Command::new(repo_root().join("scripts/neo4j/neo4j.sh"))
         .args(&full)
@@ -104,6 +116,7 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
     let neo4j = neo4j_uri();
+    let neo4j_data = neo4j_data_dir();
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let mut server = spawn(tempfile::tempdir().unwrap(), &bind, &neo4j);
@@ -150,16 +163,16 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
     let sleep_until = |when: Instant| tokio::time::sleep_until(when.into());
     // The schedule.
     sleep_until(at(0.15)).await;
-    neo4j_script(&["stop"]);
+    neo4j_script(&["stop"], &neo4j_data);
     sleep_until(at(0.30)).await;
-    neo4j_script(&["start"]);
+    neo4j_script(&["start"], &neo4j_data);
     sleep_until(at(0.45)).await;
     let data = server.kill_keep_data();
     server = spawn(data, &bind, &neo4j);
     sleep_until(at(0.60)).await;
-    neo4j_script(&["stop"]);
+    neo4j_script(&["stop"], &neo4j_data);
     sleep_until(at(0.72)).await;
-    neo4j_script(&["start"]);
+    neo4j_script(&["start"], &neo4j_data);
     sleep_until(at(0.80)).await;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let spin_until = at(0.95);
