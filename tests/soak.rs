@@ -122,9 +122,12 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
     let mut server = spawn(tempfile::tempdir().unwrap(), &bind, &neo4j);
     let run = common::contract::uuid_like();
     let names: Vec<String> = (0..4).map(|i| format!("soak-{run}-{i}")).collect();
+    // Three agents and a developer (the history reads are the developer's; an agent's
+    // are refused with 403, as documented).
     let tokens: Vec<String> = names
         .iter()
-        .map(|n| server.create_token("agent", n))
+        .enumerate()
+        .map(|(i, n)| server.create_token(if i == 3 { "developer" } else { "agent" }, n))
         .collect();
     let callers: Vec<String> = names.iter().map(|n| caller_id(&server, n)).collect();
     let spinner = server.create_token("agent", &format!("soak-{run}-spinner"));
@@ -133,11 +136,6 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
     std::fs::create_dir_all(&out).unwrap();
     let ack_log = out.join("acks.jsonl");
     let _ = std::fs::remove_file(&ack_log);
-    let started = Instant::now();
-    let epoch_started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
     // Locust through the project's own runner (it installs Locust in its venv). Its exit
     // status is not the verdict: requests during the server's restart fail on purpose.
     let mut locust = Command::new(repo_root().join("locust-compatible/run_headless.sh"))
@@ -158,6 +156,20 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("starting locust-compatible/run_headless.sh");
+    // The schedule starts with the first request (Locust takes a few seconds to start).
+    let waiting_since = Instant::now();
+    while std::fs::metadata(&ack_log).map_or(true, |m| m.len() == 0) {
+        assert!(
+            waiting_since.elapsed() < Duration::from_secs(120),
+            "Locust made no request in 120 s (see target/soak/locust/locust.log)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let epoch_started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
 
     let at = |fraction: f64| started + Duration::from_secs_f64(seconds * fraction);
     let sleep_until = |when: Instant| tokio::time::sleep_until(when.into());
@@ -253,6 +265,7 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
         requests: u64,
         ok: u64,
         unavailable: u64,
+        refused: u64,
         server_errors: u64,
         no_answer: u64,
         short_ms: Vec<f64>,
@@ -275,6 +288,7 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
         match ack.status {
             0 => phase.no_answer += 1,
             503 => phase.unavailable += 1,
+            400..=499 => phase.refused += 1,
             s if s >= 500 => {
                 phase.server_errors += 1;
                 failures.push(format!("{} answered {s} in {name}", ack.name));
@@ -317,8 +331,8 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
     };
     let mut table = format!(
         "# soak ({seconds:.0} s, {users} Locust users over {} callers, debug={})\n\n\
-         | phase | requests | req/s | 200 | 503 | other 5xx | no answer | execute_code p50 ms | p99 ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | phase | requests | req/s | 200 | 4xx | 503 | other 5xx | no answer | execute_code p50 ms | p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         callers.len(),
         cfg!(debug_assertions),
     );
@@ -329,15 +343,18 @@ async fn soak_with_faults_loses_no_acknowledged_call() {
             pct(&mut phase.short_ms, 0.99),
         );
         table += &format!(
-            "| {name} | {} | {:.1} | {} | {} | {} | {} | {p50} | {p99} |\n",
+            "| {name} | {} | {:.1} | {} | {} | {} | {} | {} | {p50} | {p99} |\n",
             phase.requests,
             phase.requests as f64 / span,
             phase.ok,
+            phase.refused,
             phase.unavailable,
             phase.server_errors,
             phase.no_answer,
         );
     }
+    table += "\n4xx: agents' history reads refused (403) as documented; no answer: requests \
+               cut off while the server was killed (never acknowledged).\n";
     table += &format!(
         "\nacknowledged calls: {acknowledged}; with their audit event in Neo4j: {audit_found}; \
          records expected: {records_expected}, found: {records_found}\n"
