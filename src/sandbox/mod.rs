@@ -122,6 +122,47 @@ pub struct RunOutput {
     pub limits: SandboxLimits,
 }
 
+/// How long a run counts as young (served before older runs at each tick).
+const YOUNG_FOR: Duration = Duration::from_millis(50);
+
+/// How long an older run steps aside at a tick while young runs are active.
+const STEP_ASIDE: Duration = Duration::from_millis(1);
+
+/// A run's place in the count of young runs: counted from its start until it grows up
+/// or ends (the guard lives in the store's epoch callback, dropped with the store).
+struct YoungRun {
+    count: Arc<AtomicUsize>,
+    young: bool,
+}
+
+impl YoungRun {
+    fn start(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self { count, young: true }
+    }
+
+    fn is_young(&self) -> bool {
+        self.young
+    }
+
+    fn grow_up(&mut self) {
+        if std::mem::take(&mut self.young) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any other run is young now.
+    fn others_young(&self) -> bool {
+        self.count.load(Ordering::Relaxed) > usize::from(self.young)
+    }
+}
+
+impl Drop for YoungRun {
+    fn drop(&mut self) {
+        self.grow_up();
+    }
+}
+
 /// The caller of runs started without one (in-process use, benches).
 pub const LOCAL_CALLER: &str = "local";
 
@@ -203,6 +244,8 @@ struct Inner {
     config: SandboxConfig,
     slots: Arc<fair::FairSlots>,
     active: AtomicUsize,
+    /// Runs younger than [`YOUNG_FOR`] now.
+    young: Arc<AtomicUsize>,
     started: AtomicU64,
     ticker: EpochTicker,
     guests: GuestThreads,
@@ -372,6 +415,7 @@ impl Sandbox {
                 slots: fair::FairSlots::new(config.max_concurrent_runs, config.max_runs_per_caller),
                 config,
                 active: AtomicUsize::new(0),
+                young: Arc::new(AtomicUsize::new(0)),
                 started: AtomicU64::new(0),
                 ticker,
                 guests,
@@ -777,16 +821,33 @@ impl Sandbox {
 
     /// A store whose epoch callback yields to the executor every tick (so a spinning
     /// guest cannot hold a worker thread) and interrupts the guest at its deadline.
+    ///
+    /// Young runs first: a run older than [`YOUNG_FOR`] that reaches a tick while
+    /// younger runs are active steps aside for [`STEP_ASIDE`] instead of only yielding,
+    /// so a short call beside spinning guests is not shared out round-robin with them
+    /// (its latency would grow with the number of spinners). Long runs still progress
+    /// between ticks; their time limit is wall-clock, so they may do less work in it
+    /// while short calls keep arriving.
     fn new_store<T: 'static>(&self, state: T, timeout: Duration, started: Instant) -> Store<T> {
         let mut store = Store::new(&self.inner.engine, state);
         let deadline = started + timeout;
+        let mut young = YoungRun::start(self.inner.young.clone());
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
             }
+            if young.is_young() && now.duration_since(started) >= YOUNG_FOR {
+                young.grow_up();
+            }
+            if !young.is_young() && young.others_young() {
+                return Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::time::sleep(STEP_ASIDE)),
+                ));
+            }
+            Ok(UpdateDeadline::Yield(1))
         });
         store
     }
