@@ -71,6 +71,7 @@ impl App {
     /// recorded as `cancelled`) and end MCP streams, flush the durable writer, let the
     /// shipper move what it can to Neo4j, and return.
     pub async fn serve(self) -> anyhow::Result<()> {
+        raise_open_files_limit(&self.config.http.limits());
         let bind = self.config.bind;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
@@ -79,7 +80,7 @@ impl App {
         tracing::info!(%address, "sandgraph listening (REST on /, MCP on /mcp)");
         // Printed on stdout too, so scripts and tests can find a port chosen with :0.
         println!("listening on http://{address}");
-        let router = api::router(self.tools.clone());
+        let (router, strangers) = api::router(self.tools.clone());
         let server = api::serve(
             listener,
             router,
@@ -111,6 +112,8 @@ impl App {
                 server.abort();
             }
         }
+        // Failures during the drain, after the flush task's last window.
+        strangers.flush(&*self.tools.audit);
         self.finish().await;
         Ok(())
     }
@@ -143,6 +146,23 @@ impl App {
             outbox_depth = self.tools.store.outbox_depth(),
             "sandgraph stopped"
         );
+    }
+}
+
+/// Raise the soft limit on open files to the hard one: the usual soft limit (1024) is
+/// the connection cap itself, so without this the cap would never be reached and
+/// `accept` would fail instead (and the stores, guests and Neo4j need files too). Warns
+/// when even the hard limit leaves too little room for the cap.
+fn raise_open_files_limit(limits: &api::HttpLimits) {
+    let needed = (limits.max_connections + api::PROBE_CONNECTIONS) as u64 + 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => tracing::warn!(
+            open_files = limit,
+            needed,
+            "the open-files limit is below the connection cap plus room for the server's own files; raise it (ulimit -n) or lower SANDGRAPH_MAX_CONNECTIONS"
+        ),
+        Ok(limit) => tracing::debug!(open_files = limit, "open-files limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open-files limit"),
     }
 }
 

@@ -157,8 +157,11 @@ pub struct HttpSettings {
     /// Time a client has to send a request's head; also the longest a kept-alive
     /// connection may sit idle between requests.
     pub header_timeout_ms: u64,
-    /// Time a client has to send a whole request body.
+    /// Time a client has to send a whole request body (plus a second per 64 KiB it
+    /// declares).
     pub body_timeout_ms: u64,
+    /// Longest a response write may make no progress (a client that stops reading).
+    pub write_timeout_ms: u64,
     /// Most open connections; a new one past it is answered 503 and closed.
     pub max_connections: usize,
     /// Most requests served at once (a streamed response counts until it ends); past
@@ -172,6 +175,7 @@ impl Default for HttpSettings {
         Self {
             header_timeout_ms: limits.header_timeout.as_millis() as u64,
             body_timeout_ms: limits.body_timeout.as_millis() as u64,
+            write_timeout_ms: limits.write_timeout.as_millis() as u64,
             max_connections: limits.max_connections,
             max_in_flight: limits.max_in_flight,
         }
@@ -184,6 +188,7 @@ impl HttpSettings {
         crate::api::HttpLimits {
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_connections: self.max_connections,
             max_in_flight: self.max_in_flight,
         }
@@ -269,7 +274,37 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|key| std::env::var(key).ok())?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// The checks the environment's values get, for values from a config file too (a
+    /// zero limit or a rate that does not parse is refused at start, not discovered
+    /// later or silently replaced).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let http = &self.http;
+        for (key, value) in [
+            ("http.header_timeout_ms", http.header_timeout_ms),
+            ("http.body_timeout_ms", http.body_timeout_ms),
+            ("http.write_timeout_ms", http.write_timeout_ms),
+            ("http.max_connections", http.max_connections as u64),
+            ("http.max_in_flight", http.max_in_flight as u64),
+            (
+                "sandbox.max_runs_per_caller",
+                self.sandbox.max_runs_per_caller as u64,
+            ),
+            (
+                "rate_limits.unauthenticated_window_ms",
+                self.rate_limits.unauthenticated_window_ms,
+            ),
+        ] {
+            positive(key, value)?;
+        }
+        let limits = &self.rate_limits;
+        crate::rate_limit::parse_quota(&limits.unauthenticated)
+            .with_context(|| "rate_limits.unauthenticated".to_owned())?;
+        crate::rate_limit::RateLimits::new(limits).context("rate_limits")?;
+        Ok(())
     }
 
     /// Override fields from environment variables (read through `var`, for tests):
@@ -627,9 +662,18 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         env: "SANDGRAPH_HTTP_BODY_TIMEOUT_MS",
         default: "30000",
-        doc: "time a client has to send a whole request body, from the request's start; past it the call is answered 408",
+        doc: "time a client has to send a whole request body, from the request's start, plus one second per 64 KiB of its declared length (up to 256 s more); past it the call is answered 408",
         apply: Apply::One(|c, k, v| {
             c.http.body_timeout_ms = positive(k, parse(k, v)?)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_HTTP_WRITE_TIMEOUT_MS",
+        default: "30000",
+        doc: "longest a response write may make no progress (a client that stops reading, e.g. one pipelining requests it never reads the answers to); past it the connection is closed",
+        apply: Apply::One(|c, k, v| {
+            c.http.write_timeout_ms = positive(k, parse(k, v)?)?;
             Ok(())
         }),
     },

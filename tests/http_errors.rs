@@ -290,7 +290,8 @@ async fn a_body_that_does_not_arrive_in_time_is_a_408() {
 }
 
 #[tokio::test]
-async fn connections_past_the_cap_get_a_503_with_retry_after() {
+async fn connections_past_the_cap_get_a_503_with_retry_after_but_probes_answer() {
+    use tokio::io::AsyncWriteExt as _;
     let server = TestServer::spawn_with(&[("SANDGRAPH_MAX_CONNECTIONS", "4")]);
     // Four idle connections take every place...
     let mut held = Vec::new();
@@ -301,23 +302,60 @@ async fn connections_past_the_cap_get_a_503_with_retry_after() {
                 .unwrap(),
         );
     }
-    // ...so a fifth is answered at once and closed.
-    let mut extra = tokio::net::TcpStream::connect(address(&server))
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut extra, Duration::from_secs(10)).await;
+    let over_cap = |request: &'static str| {
+        let address = address(&server);
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            read_until_closed(&mut stream, Duration::from_secs(10)).await
+        }
+    };
+    // ...so a fifth's request is answered 503 and the connection closed...
+    let answer = over_cap("GET /prompts HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 1"),
         "{answer:?}"
     );
     assert!(answer.contains("limit of open connections"), "{answer:?}");
+    // ...while the probes and the scrape still answer on such a connection.
+    for path in ["/health", "/health/ready", "/metrics"] {
+        let request: &'static str =
+            Box::leak(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_boxed_str());
+        let answer = over_cap(request).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer:?}");
+    }
+    // A silent connection over the cap gets a second, not the header timeout.
+    let mut silent = tokio::net::TcpStream::connect(address(&server))
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    // Past the probe places too (64), a connection gets a 503 at once, unasked.
+    let mut probing = Vec::new();
+    for _ in 0..64 {
+        probing.push(
+            tokio::net::TcpStream::connect(address(&server))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut extra = tokio::net::TcpStream::connect(address(&server))
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut extra, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("limit of open connections"), "{answer:?}");
     // Freed places are usable again.
     drop(held);
+    drop(probing);
     let mut ok = false;
     for _ in 0..50 {
         let client = common::client_with_token(&server.admin_token);
-        if let Ok(r) = client.get(server.url("/health")).send().await
+        if let Ok(r) = client.get(server.url("/prompts")).send().await
             && r.status() == 200
         {
             ok = true;
@@ -328,6 +366,112 @@ async fn connections_past_the_cap_get_a_503_with_retry_after() {
     assert!(
         ok,
         "the server did not serve again after the connections closed"
+    );
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_client_that_pipelines_and_never_reads_is_disconnected_after_the_write_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::spawn_with(&[
+        ("SANDGRAPH_MAX_CONNECTIONS", "1"),
+        ("SANDGRAPH_HTTP_HEADER_TIMEOUT_MS", "1000"),
+        ("SANDGRAPH_HTTP_WRITE_TIMEOUT_MS", "1000"),
+    ]);
+    let client = common::client_with_token(&server.admin_token);
+    let served = || async {
+        let client = common::client_with_token(&server.admin_token);
+        matches!(client.get(server.url("/prompts")).send().await, Ok(r) if r.status() == 200)
+    };
+    // Wait until the start-up probe's kept-alive connection has gone (header timeout).
+    let mut free = false;
+    for _ in 0..50 {
+        if served().await {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(free, "the server never had its one connection free");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // One connection with a small receive buffer asks for /metrics 3,000 times in one go
+    // and reads nothing: the server's writes stall once the buffers are full.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket
+        .connect(address(&server).parse().unwrap())
+        .await
+        .unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3000);
+    let writer = tokio::spawn(async move {
+        let _ = stuck.write_all(requests.as_bytes()).await;
+        // Hold the socket open, unread, until the test ends.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(stuck);
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The stuck client holds the only place for now...
+    assert!(
+        !served().await,
+        "the stuck connection did not take the place"
+    );
+    // ...until its writes have made no progress for the write timeout.
+    let mut freed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if served().await {
+            freed = true;
+            break;
+        }
+    }
+    assert!(
+        freed,
+        "a client that never reads kept its connection past the write timeout"
+    );
+    writer.abort();
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_large_body_gets_a_second_per_64_kib_and_a_slow_mcp_body_is_a_408_too() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::spawn_with(&[("SANDGRAPH_HTTP_BODY_TIMEOUT_MS", "1000")]);
+    // ~250 KiB sent over ~2.5 s: past the bare 1 s, within 1 s + ~4 s.
+    let body = json!({"code": format!("print(7)\n#{}", "x".repeat(250 * 1024))}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(address(&server))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /execute_code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.admin_token,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(body.len() / 10 + 1) {
+        stream.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = read_until_closed(&mut stream, Duration::from_secs(30)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("7\\n"), "{answer:?}");
+    // On /mcp (rmcp reads the body there), a body that stops coming is a 408 as well.
+    let mut stream = tokio::net::TcpStream::connect(address(&server))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: 200\r\n\r\n{{\"jsonrpc\": \"2.0\", ",
+        server.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        answer.contains("the request body did not arrive within 1s"),
+        "{answer:?}"
     );
     server.assert_alive().await;
 }

@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
-pub use serve::{BodyTimedOut, HttpLimits, serve};
+pub use serve::{BodyTimedOut, HttpLimits, PROBE_CONNECTIONS, serve};
 
 use crate::audit::{CallContext, Transport};
 use crate::auth::{Cached, Endpoint};
@@ -34,8 +34,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// without credentials, and reveal no user data.
 const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
 
-/// Build the whole HTTP application.
-pub fn router(tools: Tools) -> Router {
+/// Build the whole HTTP application, and the ledger of its failed authentications (to
+/// flush once more after the last connection has closed).
+pub fn router(tools: Tools) -> (Router, Arc<strangers::Strangers>) {
     // Bodies up to this size are read whole, so an oversize `code` or file gets a 413
     // naming the field.
     let body_limit = tools.config.body_limit();
@@ -45,7 +46,7 @@ pub fn router(tools: Tools) -> Router {
             .unwrap_or_else(|_| governor::Quota::per_second(std::num::NonZeroU32::MIN)),
     ));
     spawn_strangers_flush(&tools, strangers.clone());
-    tool_routes(Router::new())
+    let router = tool_routes(Router::new())
         .route(
             "/workspaces/{workspace_id}/files/{*path}",
             get(download_file),
@@ -59,9 +60,10 @@ pub fn router(tools: Tools) -> Router {
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
-        .layer(Extension(strangers))
+        .layer(Extension(strangers.clone()))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .with_state(tools)
+        .with_state(tools);
+    (router, strangers)
 }
 
 /// Write the folded authentication failures to the audit log once per window, and a

@@ -10,10 +10,18 @@
 //!   on a kept-alive connection (so it is the idle timeout too). Only HTTP/1.1 is served,
 //!   so there is no protocol sniffing before hyper's timer runs.
 //! * **Bodies in time.** A request body must arrive whole within
-//!   [`HttpLimits::body_timeout`] of the request's start; past it the read fails and the
-//!   call is answered 408.
+//!   [`HttpLimits::body_timeout`] of the request's start, plus a second per 64 KiB of its
+//!   declared length (so a large upload on a slow link is not cut, and a trickle still
+//!   is); past it the read fails and the call is answered 408.
+//! * **Answers read in time.** A response write that makes no progress for
+//!   [`HttpLimits::write_timeout`] (a client that stops reading, e.g. one that pipelines
+//!   requests and never reads the answers) closes the connection.
 //! * **A cap on connections.** Past [`HttpLimits::max_connections`] open connections a
-//!   new one is answered `503` with `Retry-After` (one non-blocking write) and closed.
+//!   new one may still ask for `/health`, `/health/ready` or `/metrics` (up to
+//!   [`PROBE_CONNECTIONS`] such connections, each given [`PROBE_HEADER_TIMEOUT`] to send
+//!   its request), so a full server is not restarted by its liveness probe; any other
+//!   request on it is answered `503` with `Retry-After`, and past those places too a new
+//!   connection is answered `503` in one non-blocking write and closed.
 //! * **A cap on requests in flight.** Past [`HttpLimits::max_in_flight`] requests being
 //!   served at once (a streamed response counts until it ends), a request is answered
 //!   `503` with `Retry-After` before any work is done for it. The probes and `/metrics`
@@ -39,6 +47,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
@@ -48,8 +57,11 @@ use tower::ServiceExt as _;
 pub struct HttpLimits {
     /// Time to send a request's head (and the longest a kept-alive connection idles).
     pub header_timeout: Duration,
-    /// Time to send a whole request body, from the request's start.
+    /// Time to send a whole request body, from the request's start (plus a second per
+    /// [`BODY_BYTES_PER_SECOND`] declared).
     pub body_timeout: Duration,
+    /// Longest a response write may make no progress.
+    pub write_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
     /// Most requests served at once.
@@ -61,6 +73,7 @@ impl Default for HttpLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_in_flight: 512,
         }
@@ -71,6 +84,18 @@ impl Default for HttpLimits {
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}; send it faster or in a smaller request")]
 pub struct BodyTimedOut(pub Duration);
+
+/// A body declared this long gets a second more than [`HttpLimits::body_timeout`].
+pub const BODY_BYTES_PER_SECOND: u64 = 64 * 1024;
+
+/// The most extra time a declared body length buys (a lie about the length buys no more).
+const MAX_BODY_EXTRA: Duration = Duration::from_secs(256);
+
+/// Connections past the cap that may still ask for a probe.
+pub const PROBE_CONNECTIONS: usize = 64;
+
+/// The time such a connection has to send its request.
+pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The answer to a connection or request over a cap.
 const BUSY_DETAIL: &str =
@@ -86,12 +111,22 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let probes = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
+    // Over the cap: one request, a probe or a 503, then close.
+    let mut probe_http = hyper::server::conn::http1::Builder::new();
+    probe_http
+        .timer(TokioTimer::new())
+        .header_read_timeout(PROBE_HEADER_TIMEOUT)
+        .keep_alive(false);
+    // The connections' tasks live in this set, so they end when the server does (even
+    // when it is aborted), and finished ones are reaped as the loop goes.
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -104,24 +139,41 @@ pub async fn serve(
                     continue;
                 }
             },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             () = &mut stop => break,
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            metrics::counter!("sandgraph_http_refused_total", "reason" => "connections")
-                .increment(1);
-            refuse_connection(stream);
-            continue;
-        };
         let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
+        let (permit, over_cap) = match connections.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => {
+                metrics::counter!("sandgraph_http_refused_total", "reason" => "connections")
+                    .increment(1);
+                match probes.clone().try_acquire_owned() {
+                    Ok(permit) => (permit, true),
+                    Err(_) => {
+                        refuse_connection(io.into_inner().into_inner());
+                        continue;
+                    }
+                }
+            }
+        };
         let service = {
             let (router, in_flight) = (router.clone(), in_flight.clone());
             hyper::service::service_fn(move |request: Request<Incoming>| {
-                handle(router.clone(), in_flight.clone(), limits, peer, request)
+                handle(
+                    router.clone(),
+                    in_flight.clone(),
+                    limits,
+                    peer,
+                    over_cap,
+                    request,
+                )
             })
         };
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        let builder = if over_cap { &probe_http } else { &http };
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tasks.spawn(async move {
             metrics::gauge!("sandgraph_http_connections").increment(1.0);
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "connection ended with an error");
@@ -140,6 +192,7 @@ async fn handle(
     in_flight: Arc<Semaphore>,
     limits: HttpLimits,
     peer: SocketAddr,
+    over_cap: bool,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // Probes and scrapes are cheap and must keep working when the server is busy (a
@@ -148,6 +201,9 @@ async fn handle(
         request.uri().path(),
         "/health" | "/health/ready" | "/metrics"
     );
+    if over_cap && !exempt {
+        return Ok(busy());
+    }
     let permit = match in_flight.try_acquire_owned() {
         Ok(permit) => Some(permit),
         Err(_) if exempt => None,
@@ -156,11 +212,35 @@ async fn handle(
             return Ok(busy());
         }
     };
-    let deadline = tokio::time::Instant::now() + limits.body_timeout;
-    let mut request =
-        request.map(|body| Body::new(DeadlineBody::new(body, deadline, limits.body_timeout)));
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let allowed = limits.body_timeout
+        + Duration::from_secs(declared / BODY_BYTES_PER_SECOND).min(MAX_BODY_EXTRA);
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut request = request.map(|body| {
+        Body::new(DeadlineBody::new(
+            body,
+            tokio::time::Instant::now() + allowed,
+            allowed,
+            timed_out.clone(),
+        ))
+    });
     request.extensions_mut().insert(ConnectInfo(peer));
     let response = router.oneshot(request).await?;
+    // A handler that is not ours (rmcp's, on /mcp) answers a failed body read with a
+    // 500; the client was slow, not the server.
+    if timed_out.load(std::sync::atomic::Ordering::Relaxed)
+        && response.status() == StatusCode::INTERNAL_SERVER_ERROR
+    {
+        let answer = super::error::ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            BodyTimedOut(allowed).to_string(),
+        );
+        return Ok(axum::response::IntoResponse::into_response(answer));
+    }
     // The request stays in flight until its response body ends (a stream included).
     Ok(response.map(|body| {
         Body::new(body.map_frame(move |frame| {
@@ -187,6 +267,10 @@ fn busy() -> Response<Body> {
 /// Answer a connection over the cap with a 503 in one non-blocking write, then close it
 /// (nothing is kept for it: if the socket cannot take the answer at once, it gets none).
 fn refuse_connection(stream: tokio::net::TcpStream) {
+    // Whatever the client has sent already is read first: closing a socket with unread
+    // data resets it, and the reset can destroy the answer before the client reads it.
+    let mut sink = [0u8; 4096];
+    let _ = stream.try_read(&mut sink);
     let body = serde_json::json!({ "detail": BUSY_DETAIL }).to_string();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
@@ -201,14 +285,21 @@ struct DeadlineBody {
     body: Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DeadlineBody {
-    fn new(body: Incoming, deadline: tokio::time::Instant, timeout: Duration) -> Self {
+    fn new(
+        body: Incoming,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        timed_out: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
         Self {
             body,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             timeout,
+            timed_out,
         }
     }
 }
@@ -225,6 +316,8 @@ impl HttpBody for DeadlineBody {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
+            self.timed_out
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut(self.timeout)))));
         }
         Poll::Pending
@@ -249,4 +342,139 @@ pub fn is_body_timeout<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option
         current = err.source();
     }
     None
+}
+
+/// A connection's socket whose writes may not stall for longer than a timeout: a
+/// write or flush that stays pending that long fails with `TimedOut`, which ends the
+/// connection (and frees its places). Progress of any size resets the clock.
+struct WriteDeadline<S> {
+    io: S,
+    timeout: Duration,
+    stalled: Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(io: S, timeout: Duration) -> Self {
+        Self {
+            io,
+            timeout,
+            stalled: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
+        }
+    }
+
+    fn into_inner(self) -> S {
+        self.io
+    }
+
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.armed = false;
+            return poll;
+        }
+        if !self.armed {
+            self.armed = true;
+            let until = tokio::time::Instant::now() + self.timeout;
+            self.stalled.as_mut().reset(until);
+        }
+        match self.stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.timeout),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.watch(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_fails_after_the_timeout() {
+        // A pipe whose reader never reads: writes stall once its buffer is full.
+        let (writer, _reader) = tokio::io::duplex(1024);
+        let mut io = WriteDeadline::new(writer, Duration::from_secs(5));
+        let started = tokio::time::Instant::now();
+        let err = loop {
+            if let Err(err) = io.write_all(&[0u8; 4096]).await {
+                break err;
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_resets_the_clock() {
+        use tokio::io::AsyncReadExt as _;
+        let (writer, mut reader) = tokio::io::duplex(16);
+        let mut io = WriteDeadline::new(writer, Duration::from_secs(5));
+        // A reader that takes 16 bytes every 4 s: slower than the writer, never 5 s idle.
+        let drain = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                reader.read_exact(&mut buf).await.unwrap();
+            }
+            reader
+        });
+        io.write_all(&[1u8; 16 * 10]).await.unwrap();
+        drop(drain.await.unwrap());
+    }
 }

@@ -33,6 +33,19 @@ pub const MAX_SOURCES: usize = 10_000;
 /// The key that addresses past [`MAX_SOURCES`] share.
 const OTHERS: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
+/// The key a source address is counted under: an IPv4 address as itself (also when it
+/// arrives IPv4-mapped in IPv6), an IPv6 address by its /64 (one subscriber's block,
+/// which a stranger can otherwise walk through for a fresh key per request).
+pub fn source_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// What one source's failures in the current window add up to.
 #[derive(Debug, Clone)]
 struct Fold {
@@ -80,6 +93,7 @@ impl Strangers {
         transport: Transport,
         failure: Failure,
     ) -> Result<(), Duration> {
+        let source = source_key(source);
         let now = chrono::Utc::now();
         let mut folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
         // The window's ledger decides who has a key of their own; the limiter's cells
@@ -182,6 +196,24 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_eq!(source_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(source_key(a), source_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(source_key(mapped), ip(7));
+        // A stranger walking its /64 shares one rate.
+        let strangers = Strangers::new(Quota::per_minute(NonZeroU32::new(1).unwrap()));
+        let first = strangers.failed(a, "/x", Transport::Rest, Failure::Missing);
+        let second = strangers.failed(b, "/x", Transport::Rest, Failure::Missing);
+        assert!(first.is_ok());
+        assert!(second.is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! behind its own runs while a caller with one short run is served next.
 //!
 //! The state is one small map behind a mutex, held only to count and to pick; waiters
-//! whose callers gave up (cancelled, timed out) are dropped when they would be picked.
+//! whose callers gave up (cancelled, timed out) are dropped when they would be picked,
+//! or when the same caller queues again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -104,7 +105,13 @@ impl FairSlots {
         state.next_ticket += 1;
         let waiter = Waiter { ticket, grant };
         match state.waiting.get_mut(caller) {
-            Some(queue) => queue.push_back(waiter),
+            Some(queue) => {
+                // Waiters of this caller that gave up go now, not only when they would
+                // be picked: a caller whose calls keep giving up while every slot is
+                // busy does not grow the queue.
+                queue.retain(|w| !w.grant.is_closed());
+                queue.push_back(waiter);
+            }
             None => {
                 state
                     .waiting
@@ -249,6 +256,17 @@ mod tests {
         assert_eq!(slots.waiting(), 0);
         drop(again);
         assert_eq!(slots.held_by("a"), 0);
+    }
+
+    #[test]
+    fn waiters_that_gave_up_do_not_pile_up_while_every_slot_is_busy() {
+        let slots = FairSlots::new(1, 1);
+        let _busy = ready(slots.acquire("a"));
+        for _ in 0..1000 {
+            drop(queued(slots.acquire("b")));
+        }
+        let _live = queued(slots.acquire("b"));
+        assert_eq!(slots.waiting(), 1);
     }
 
     #[test]

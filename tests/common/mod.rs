@@ -232,6 +232,10 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
     );
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        // The server closes a kept-alive connection idle for its header timeout (10 s by
+        // default); a client must retire its idle connections sooner, or a request can
+        // be sent on one at the moment the server closes it (IncompleteMessage).
+        .pool_idle_timeout(Duration::from_secs(5))
         .default_headers(headers)
         .build()
         .expect("http client")
