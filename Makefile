@@ -58,7 +58,7 @@ test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools lint
 	scripts/neo4j/neo4j.sh fetch
 	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
 
-test-all: test-rust test-neo4j-outage test-soak test-guest test-python test-load
+test-all: test-rust test-neo4j-outage test-guest test-python test-load test-soak
 
 ## ~20 s of the Locust load test against a local debug server; fails on any error.
 test-load:

@@ -510,6 +510,65 @@ async fn requests_past_the_in_flight_cap_get_a_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn idle_mcp_streams_do_not_count_as_requests_in_flight() {
+    let server = TestServer::spawn_with(&[("SANDGRAPH_MAX_IN_FLIGHT", "2")]);
+    let mcp = server.url("/mcp");
+    let accept = "application/json, text/event-stream";
+    // Three MCP clients, each with its standalone stream open (the Python SDK opens one).
+    let mut streams = Vec::new();
+    for n in 0..3 {
+        let client = common::client_with_token(&server.admin_token);
+        let init = client
+            .post(&mcp)
+            .header("accept", accept)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": format!("idle-{n}"), "version": "0"}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(init.status().as_u16(), 200);
+        let session = init.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = init.text().await;
+        let initialized = client
+            .post(&mcp)
+            .header("accept", accept)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(initialized.status().as_u16(), 202);
+        let stream = client
+            .get(&mcp)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status().as_u16(), 200, "stream {n}");
+        streams.push(stream);
+    }
+    // With all three still open, a request finds a place.
+    let response = server
+        .http
+        .get(server.url("/prompts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    drop(streams);
+    server.assert_alive().await;
+}
+
+#[tokio::test]
 async fn failed_authentication_is_rate_limited_per_source_and_audited_folded() {
     let server = TestServer::spawn_with(&[
         ("SANDGRAPH_RATE_LIMIT_UNAUTHENTICATED", "1/minute burst 20"),

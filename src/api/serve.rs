@@ -41,7 +41,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{Request, Response, StatusCode, header};
+use axum::http::{Method, Request, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -229,7 +229,13 @@ async fn handle(
         ))
     });
     request.extensions_mut().insert(ConnectInfo(peer));
+    // An MCP client's standalone stream (`GET /mcp`) stays open, mostly idle, for its
+    // whole session: it is bounded by the connection cap, not counted as a request in
+    // flight once it has been answered (or 512 idle clients would fill the server).
+    let standalone_stream =
+        request.method() == Method::GET && request.uri().path().trim_end_matches('/') == "/mcp";
     let response = router.oneshot(request).await?;
+    let permit = if standalone_stream { None } else { permit };
     // A handler that is not ours (rmcp's, on /mcp) answers a failed body read with a
     // 500; the client was slow, not the server.
     if timed_out.load(std::sync::atomic::Ordering::Relaxed)
