@@ -50,6 +50,7 @@ fn record(i: u64, callers: u64, hashes: u64) -> ExecutionRecord {
         limits: None,
         stdout: Some("hi\n".into()),
         stderr: Some(String::new()),
+        source_kept: Some(true),
     }
 }
 

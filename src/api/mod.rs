@@ -5,6 +5,7 @@
 //! pipeline (`crate::call`), serialise.
 
 mod error;
+pub mod openapi;
 mod serve;
 pub mod strangers;
 
@@ -32,7 +33,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Paths anyone may call: liveness and readiness probes and Prometheus scraping must work
 /// without credentials, and reveal no user data.
-const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
+/// The API's own description is open too (it holds no user data).
+const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics", "/openapi.json"];
 
 /// Build the whole HTTP application.
 pub fn router(tools: Tools) -> Router {
@@ -50,12 +52,14 @@ pub fn router(tools: Tools) -> Router {
             "/workspaces/{workspace_id}/files/{*path}",
             get(download_file),
         )
+        .merge(crate::ui::routes())
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus_metrics))
         .route("/metrics/graph", get(graph_metrics))
+        .route("/openapi.json", get(openapi_json))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
@@ -107,7 +111,8 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     } else {
         Transport::Rest
     };
-    let mut response = if OPEN_PATHS.contains(&path.as_str()) {
+    // The console and the docs authenticate by their own cookie (or not at all).
+    let mut response = if OPEN_PATHS.contains(&path.as_str()) || crate::ui::is_console_path(&path) {
         next.run(request).await
     } else {
         let token = request
@@ -590,6 +595,10 @@ async fn graph_metrics(
     };
     let body = call::audited(&tools, &ctx, Endpoint::GraphQuery, "graph_metrics", work).await?;
     Ok(Json(body))
+}
+
+async fn openapi_json() -> Json<&'static Value> {
+    Json(openapi::document())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -14,8 +14,8 @@ use neo4rs::{BoltType, ConfigBuilder, Graph, Query, query};
 use serde_json::{Map, Value};
 
 use super::{
-    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
-    Window,
+    AuditFilter, CodeStats, ExecutionDetail, ExecutionRecord, HistoryFilter, HistoryStore, Page,
+    QueryError, Record, StoredCode, Window,
 };
 use crate::audit::AuditEvent;
 use crate::config::Neo4jSettings;
@@ -24,6 +24,7 @@ use crate::cypher_guard::PlanOperator;
 const SCHEMA: &str = include_str!("../../cypher/schema.cypher");
 const SHIP_EXECUTIONS: &str = include_str!("../../cypher/ship_executions.cypher");
 const SHIP_AUDIT: &str = include_str!("../../cypher/ship_audit.cypher");
+const SHIP_CODE: &str = include_str!("../../cypher/ship_code.cypher");
 const CODE_STATS: &str = include_str!("../../cypher/code_stats.cypher");
 
 /// How long one Neo4j operation may take before it counts as a failure.
@@ -215,17 +216,24 @@ impl Neo4jStore {
 
     /// Write `records` in one transaction (idempotent: MERGE on id).
     pub async fn ship(&self, records: &[Record]) -> anyhow::Result<()> {
-        let (mut executions, mut audits) = (Vec::new(), Vec::new());
+        let (mut executions, mut audits, mut code) = (Vec::new(), Vec::new(), Vec::new());
         for record in records {
             match record {
                 Record::Execution(r) => executions.push(serde_json::to_value(r)?),
                 Record::Audit(e) => audits.push(serde_json::to_value(e)?),
+                Record::Code(c) => code.push(serde_json::to_value(c)?),
             }
         }
         let executions = bolt(Value::Array(executions))?;
         let audits = bolt(Value::Array(audits))?;
+        let code = (!code.is_empty())
+            .then(|| bolt(Value::Array(code)))
+            .transpose()?;
         self.guarded("ship", async {
             let mut txn = self.graph.start_txn().await?;
+            if let Some(code) = code {
+                txn.run(query(SHIP_CODE).param("rows", code)).await?;
+            }
             txn.run(query(SHIP_EXECUTIONS).param("rows", executions))
                 .await?;
             txn.run(query(SHIP_AUDIT).param("rows", audits)).await?;
@@ -753,16 +761,70 @@ impl HistoryStore for Neo4jStore {
         .await
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
-        let q = query("MATCH (x:Execution {id: $id}) RETURN x {.*} AS x").param("id", id);
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
+        let q = query(
+            "MATCH (x:Execution {id: $id}) OPTIONAL MATCH (x)-[:OF]->(c:Code) \
+             WHERE c.source IS NOT NULL RETURN x {.*} AS x, c {.*} AS c",
+        )
+        .param("id", id);
+        let (mut rows, _) = self
+            .read_rows(q, 1)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        let Some(mut row) = rows.pop() else {
+            return Ok(None);
+        };
+        let record = serde_json::from_value(row.remove("x").unwrap_or(Value::Null))
+            .map_err(|e| QueryError::Unavailable(e.into()))?;
+        let code = match row.remove("c") {
+            None | Some(Value::Null) => None,
+            Some(c) => {
+                Some(serde_json::from_value(c).map_err(|e| QueryError::Unavailable(e.into()))?)
+            }
+        };
+        Ok(Some(ExecutionDetail { record, code }))
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        let q = query("MATCH (c:Code {hash: $hash}) WHERE c.source IS NOT NULL RETURN c {.*} AS c")
+            .param("hash", hash);
         let (mut rows, _) = self
             .read_rows(q, 1)
             .await
             .map_err(QueryError::Unavailable)?;
         rows.pop()
-            .and_then(|mut row| row.remove("x"))
+            .and_then(|mut row| row.remove("c"))
             .map(|v| serde_json::from_value(v).map_err(|e| QueryError::Unavailable(e.into())))
             .transpose()
+    }
+
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        // Both forms are answered from an index: the id constraint's range index
+        // (STARTS WITH) or the ts index (newest first).
+        let cypher = if prefix.is_empty() {
+            "MATCH (x:Execution) WHERE x.ts IS NOT NULL WITH x ORDER BY x.ts DESC LIMIT $limit RETURN x.id AS key"
+        } else {
+            "MATCH (x:Execution) WHERE x.id STARTS WITH $prefix WITH x ORDER BY x.id LIMIT $limit RETURN x.id AS key"
+        };
+        self.keys(cypher, prefix, limit).await
+    }
+
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        self.keys(
+            "MATCH (c:Code) WHERE c.hash STARTS WITH $prefix AND c.source IS NOT NULL \
+             WITH c ORDER BY c.hash LIMIT $limit RETURN c.hash AS key",
+            prefix,
+            limit,
+        )
+        .await
     }
 
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
@@ -798,6 +860,12 @@ impl HistoryStore for Neo4jStore {
         eq(&mut conditions, &mut params, "decision", &filter.event_type);
         eq(&mut conditions, &mut params, "endpoint", &filter.endpoint);
         eq(&mut conditions, &mut params, "outcome", &filter.outcome);
+        eq(
+            &mut conditions,
+            &mut params,
+            "request_id",
+            &filter.request_id,
+        );
         self.page(
             "AuditEvent",
             conditions,
@@ -808,8 +876,101 @@ impl HistoryStore for Neo4jStore {
         .await
     }
 
+    async fn delete_expired(
+        &self,
+        cutoffs: super::retention::Cutoffs,
+        batch: usize,
+    ) -> Result<super::retention::Swept, QueryError> {
+        let mut swept = super::retention::Swept::default();
+        if let Some(before) = cutoffs.executions_before {
+            swept.executions = self
+                .drain(
+                    "MATCH (x:Execution) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+            // Code nodes whose every record is gone (a Code node and its first record
+            // are shipped in one transaction, so none is briefly unlinked).
+            swept.code = self
+                .drain(
+                    "MATCH (x:Code) WHERE NOT (x)<-[:OF]-() AND $before IS NOT NULL \
+                     WITH x LIMIT $chunk \
+                     CALL { WITH x DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        if let Some(before) = cutoffs.audit_before {
+            swept.audit_events = self
+                .drain(
+                    "MATCH (x:AuditEvent) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        Ok(swept)
+    }
+
     fn backend(&self) -> &'static str {
         "neo4j"
+    }
+}
+
+impl Neo4jStore {
+    /// Run a retention statement (an auto-commit query whose `CALL { ... } IN
+    /// TRANSACTIONS` commits every `batch` rows) in chunks of ten batches, each well inside
+    /// the operation timeout, until a chunk comes back short; the rows it deleted.
+    async fn drain(&self, cypher: &str, before: i64, batch: usize) -> Result<u64, QueryError> {
+        let chunk = (batch * 10) as i64;
+        let mut total = 0;
+        loop {
+            let q = query(cypher)
+                .param("before", before)
+                .param("chunk", chunk)
+                .param("batch", batch as i64);
+            let deleted = self
+                .guarded("retention", async {
+                    let mut rows = self.graph.execute(q).await?;
+                    let row = rows.next().await?;
+                    Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0))
+                })
+                .await
+                .map_err(QueryError::Unavailable)?;
+            total += deleted.max(0) as u64;
+            if deleted < chunk {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn keys(
+        &self,
+        cypher: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        let q = query(cypher)
+            .param("prefix", prefix)
+            .param("limit", limit as i64);
+        let (rows, _) = self
+            .read_rows(q, limit)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|mut row| match row.remove("key") {
+                Some(Value::String(key)) => Some(key),
+                _ => None,
+            })
+            .collect())
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::{ToolError, Tools, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 use crate::cypher_guard::{
     GraphScope, Refused, TextRefusal, check_text, is_record_label, is_record_relationship_type,
 };
@@ -396,6 +396,10 @@ impl Tool for GraphQuery {
 
     fn spec(&self) -> &'static ToolSpec {
         &GRAPHQUERY_SPEC
+    }
+
+    fn source(&self, request: &GraphQueryRequest) -> Option<Source> {
+        Some(Source::code(&request.cypher))
     }
 
     async fn run(

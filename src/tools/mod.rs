@@ -181,6 +181,7 @@ pub(crate) fn base_record(ctx: &CallContext, tool: &str, id: &str) -> ExecutionR
         limits: None,
         stdout: None,
         stderr: None,
+        source_kept: None,
     }
 }
 
