@@ -178,11 +178,41 @@ fn common_errors(responses: &mut Map<String, Value>) {
     );
 }
 
+/// The names a route binds from its path (axum's `{name}` and catch-all `{*name}`).
 fn path_parameters(path: &str) -> Vec<String> {
     path.split('/')
         .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
-        .map(str::to_owned)
+        .map(|name| name.trim_start_matches('*').to_owned())
         .collect()
+}
+
+/// An axum route as an OpenAPI path template: a catch-all `{*path}` is `{path}` (its
+/// value is percent-encoded, slashes included, as OpenAPI clients send it).
+fn openapi_path(path: &str) -> String {
+    path.replace("{*", "{")
+}
+
+/// Move the arguments a POST route binds from its path out of the body schema (the REST
+/// adapter fills them in from the path), as path parameters.
+fn split_path_arguments(path: &str, schema: &mut Map<String, Value>) -> Vec<Value> {
+    let in_path = path_parameters(path);
+    if in_path.is_empty() {
+        return Vec::new();
+    }
+    let mut path_only = Map::new();
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        let mut moved = Map::new();
+        for name in &in_path {
+            if let Some(property) = properties.remove(name) {
+                moved.insert(name.clone(), property);
+            }
+        }
+        path_only.insert("properties".into(), Value::Object(moved));
+    }
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.retain(|name| !name.as_str().is_some_and(|n| in_path.iter().any(|p| p == n)));
+    }
+    parameters(path, &path_only)
 }
 
 /// Query and path parameters from an argument schema's properties (GET and DELETE).
@@ -254,9 +284,13 @@ fn operation(tool: &dyn DynTool, components: &mut Components) -> (String, Value)
         "security": [{ "bearer": [] }],
     });
     let mut responses = Map::new();
-    let input = tool.input_schema();
+    let mut input = tool.input_schema();
     match spec.rest.method {
         RestMethod::Post => {
+            let in_path = split_path_arguments(spec.rest.path, &mut input);
+            if !in_path.is_empty() {
+                op["parameters"] = Value::Array(in_path);
+            }
             let body = components.add(input);
             op["requestBody"] = json!({
                 "required": true,
@@ -306,7 +340,7 @@ fn build() -> Value {
     for tool in registry::all() {
         let (method, op) = operation(tool.as_ref(), &mut components);
         paths
-            .entry(tool.spec().rest.path.to_owned())
+            .entry(openapi_path(tool.spec().rest.path))
             .or_default()
             .insert(method, op);
     }
@@ -397,6 +431,26 @@ fn build() -> Value {
             json!([{ "name": "slug", "in": "path", "required": true, "schema": { "type": "string" } }]),
         ),
     );
+    // A workspace file's bytes, beside delete_file on the same path (not a tool: the
+    // body is the file, not JSON).
+    let mut download = authed(
+        "download_file",
+        "A file in one of your workspaces, as its bytes (its MIME type in Content-Type)",
+        "workspaces",
+        json!({}),
+        json!([
+            { "name": "workspace_id", "in": "path", "required": true, "schema": { "type": "string" } },
+            { "name": "path", "in": "path", "required": true, "schema": { "type": "string" },
+              "description": "The file's path in the workspace, percent-encoded (slashes too)" },
+        ]),
+    );
+    download["get"]["responses"]["200"]["content"] = json!({ "*/*": { "schema": {} } });
+    download["get"]["responses"]["404"] = error("no such workspace (yours) or file");
+    download["get"]["responses"]["422"] = error("the path is not a valid workspace path");
+    paths
+        .entry(openapi_path("/workspaces/{workspace_id}/files/{*path}"))
+        .or_default()
+        .extend(download);
     let mut graph_metrics = authed(
         "graph_metrics",
         "Size of the knowledge graph (node and relationship counts, labels, types; never the record)",
@@ -425,6 +479,7 @@ fn build() -> Value {
             { "name": "history", "description": "The record of runs (developer)" },
             { "name": "audit", "description": "Every call, allowed or not (admin)" },
             { "name": "tokens", "description": "Bearer tokens (admin)" },
+            { "name": "workspaces", "description": "Private directories that last across calls (agent)" },
             { "name": "prompts", "description": "How to use the tools" },
             { "name": "operations", "description": "Probes and metrics (no token)" },
         ],

@@ -95,7 +95,9 @@ async def test_an_agent_gets_no_links_no_templates_and_no_record(http_server, da
             assert not result.is_error
             assert links(result) == [], "an agent's result links to no record it cannot read"
             templates = (await session.list_resource_templates()).resource_templates
-            assert templates == []
+            # Only its own workspaces' files: none of the record's templates.
+            assert [t.uri_template for t in templates] == [
+                "sandgraph://workspaces/{workspace_id}/files/{+path}"]
             run_id = result.structured_content["id"]
             with pytest.raises(Exception, match="may not call read_resource"):
                 await session.read_resource(f"sandgraph://executions/{run_id}")
