@@ -5,6 +5,7 @@
 //! pipeline (`crate::call`), serialise.
 
 mod error;
+mod health;
 pub mod openapi;
 mod serve;
 pub mod strangers;
@@ -55,7 +56,7 @@ pub fn router(tools: Tools) -> Router {
         .merge(crate::ui::routes())
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
-        .route("/health", get(health))
+        .route("/health", get(health::health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus_metrics))
         .route("/metrics/graph", get(graph_metrics))
@@ -64,6 +65,7 @@ pub fn router(tools: Tools) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
         .layer(Extension(strangers))
+        .layer(Extension(Arc::new(health::Neo4jProbe::default())))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(tools)
 }
@@ -446,23 +448,6 @@ async fn get_prompt(
     })
     .await?;
     Ok(Json(prompt))
-}
-
-async fn health(State(tools): State<Tools>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
-        "service": "sandgraph",
-        "version": env!("CARGO_PKG_VERSION"),
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-        "neo4j": if tools.config.neo4j.is_some() { "configured" } else { "not configured" },
-        "store": {
-            "backend": tools.history.backend(),
-            "outbox_depth": tools.store.outbox_depth(),
-            "outbox_limit": tools.store.outbox_limit(),
-        },
-        "sandbox": tools.sandbox.status(),
-        "cache": tools.cache.stats(),
-    }))
 }
 
 /// Readiness: the guest is loaded (it is, or the server would not run), the store takes

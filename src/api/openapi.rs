@@ -210,7 +210,11 @@ fn split_path_arguments(path: &str, schema: &mut Map<String, Value>) -> Vec<Valu
         path_only.insert("properties".into(), Value::Object(moved));
     }
     if let Some(Value::Array(required)) = schema.get_mut("required") {
-        required.retain(|name| !name.as_str().is_some_and(|n| in_path.iter().any(|p| p == n)));
+        required.retain(|name| {
+            !name
+                .as_str()
+                .is_some_and(|n| in_path.iter().any(|p| p == n))
+        });
     }
     parameters(path, &path_only)
 }

@@ -36,7 +36,9 @@ Python without running it, `run_tests` runs pytest, `generate_code` renders Jinj
 For work across calls, `create_workspace` gives a private directory (workspace_id) that \
 execute_code and run_tests can run in: files written there stay, results list the files a run \
 created or changed as sandgraph://workspaces/{id}/files/{path} resources, and PNG/JPEG/GIF/SVG \
-pictures come back as images. The prompts (and the sandgraph://prompts/* resources) explain \
+pictures come back as images. For the knowledge graph, call `graph_schema` first (labels, \
+relationship types, property keys, constraints, indexes), then `graph_query` (read-only \
+Cypher). The prompts (and the sandgraph://prompts/* resources) explain \
 each tool and the limits; the `workspaces-and-charts` prompt shows how to draw a chart.";
 
 /// One MCP session's handler; clones share the tools and the registry.

@@ -3,6 +3,7 @@
 //! SQLite is the history store; with `NEO4J_URI` set, records go to a durable outbox
 //! that [`shipper`] moves into Neo4j in idempotent batches, and history is read from Neo4j.
 
+pub mod graph_schema;
 pub mod neo4j;
 pub mod retention;
 pub mod shipper;

@@ -342,6 +342,140 @@ impl Neo4jStore {
         })
     }
 
+    /// The knowledge graph's schema (`graph_schema`): Neo4j's catalogue of labels,
+    /// types, constraints and indexes, and the property keys of at most `sample` nodes
+    /// per label and `sample` relationships per type; the record is filtered out by
+    /// [`super::graph_schema::RawSchema::into_schema`].
+    pub async fn knowledge_graph_schema(
+        &self,
+        sample: usize,
+    ) -> anyhow::Result<super::graph_schema::GraphSchema> {
+        use super::graph_schema::{RawSchema, SchemaRule};
+        let counts = self.knowledge_graph_counts().await?;
+        // Per label and per type, so a small label is described even beside a large
+        // one: one label (type) scan each, at most `sample` entities each, in one query.
+        let labels = &counts.labels[..counts.labels.len().min(SCHEMA_NAMES)];
+        let types = &counts.relationship_types[..counts.relationship_types.len().min(SCHEMA_NAMES)];
+        let names_cut =
+            labels.len() < counts.labels.len() || types.len() < counts.relationship_types.len();
+        let node_rows = if labels.is_empty() {
+            Vec::new()
+        } else {
+            let branches: Vec<String> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, label)| {
+                    format!(
+                        "MATCH (n:GraphNode:{}) WITH n LIMIT {sample} \
+                         UNWIND keys(n) AS key RETURN $names[{i}] AS label, \
+                         collect(DISTINCT key) AS keys",
+                        quoted(label)
+                    )
+                })
+                .collect();
+            let q = query(&format!(
+                "CALL {{ {} }} RETURN label, keys",
+                branches.join(" UNION ALL ")
+            ))
+            .param("names", labels.to_vec());
+            self.read_rows(q, usize::MAX).await?.0
+        };
+        let rel_rows = if types.is_empty() {
+            Vec::new()
+        } else {
+            let branches: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(i, rel_type)| {
+                    format!(
+                        "MATCH (a:GraphNode)-[r:{}]->(b:GraphNode) WITH a, r, b LIMIT {sample} \
+                         RETURN $names[{i}] AS type, collect(DISTINCT labels(a)) AS starts, \
+                         collect(DISTINCT labels(b)) AS ends, collect(DISTINCT keys(r)) AS keys",
+                        quoted(rel_type)
+                    )
+                })
+                .collect();
+            let q = query(&format!(
+                "CALL {{ {} }} RETURN type, starts, ends, keys",
+                branches.join(" UNION ALL ")
+            ))
+            .param("names", types.to_vec());
+            self.read_rows(q, usize::MAX).await?.0
+        };
+        let (constraint_rows, _) = self
+            .read_rows(
+                query("SHOW CONSTRAINTS YIELD name, type, entityType, labelsOrTypes, properties"),
+                SCHEMA_RULES,
+            )
+            .await?;
+        let (index_rows, _) = self
+            .read_rows(
+                query(
+                    "SHOW INDEXES YIELD name, type, entityType, labelsOrTypes, properties, \
+                     state, owningConstraint",
+                ),
+                SCHEMA_RULES,
+            )
+            .await?;
+        let text = |row: &Map<String, Value>, key: &str| {
+            row.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        let flat = |row: &Map<String, Value>, key: &str| -> Vec<String> {
+            fn strings(value: &Value, out: &mut Vec<String>) {
+                match value {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            if let Some(value) = row.get(key) {
+                strings(value, &mut out);
+            }
+            out
+        };
+        let rule = |row: &Map<String, Value>| SchemaRule {
+            name: text(row, "name"),
+            rule_type: text(row, "type"),
+            entity_type: text(row, "entityType"),
+            labels_or_types: flat(row, "labelsOrTypes"),
+            properties: flat(row, "properties"),
+            state: row.get("state").and_then(Value::as_str).map(str::to_owned),
+            owning_constraint: row
+                .get("owningConstraint")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let raw = RawSchema {
+            labels: counts.labels,
+            relationship_types: counts.relationship_types,
+            node_keys: node_rows
+                .iter()
+                .map(|row| (text(row, "label"), flat(row, "keys")))
+                .collect(),
+            relationship_keys: rel_rows
+                .iter()
+                .map(|row| {
+                    (
+                        text(row, "type"),
+                        flat(row, "starts"),
+                        flat(row, "ends"),
+                        flat(row, "keys"),
+                    )
+                })
+                .collect(),
+            constraints: constraint_rows.iter().map(rule).collect(),
+            indexes: index_rows.iter().map(rule).collect(),
+            node_count: counts.nodes,
+            relationship_count: counts.relationships,
+            names_cut,
+        };
+        Ok(raw.into_schema(sample))
+    }
+
     /// Run a write query (graph_upsert) in one transaction. The statements are
     /// idempotent (MERGE), so a transaction Neo4j ended for a reason it calls transient
     /// (a deadlock, a lock wait past its timeout while a schema change ran) is retried in
@@ -443,6 +577,16 @@ pub struct Explained {
     pub kind: QueryKind,
     /// The operator tree (absent if Neo4j sent none).
     pub plan: Option<PlanOperator>,
+}
+
+/// Most constraints or indexes `graph_schema` reads (sandgraph creates a dozen).
+const SCHEMA_RULES: usize = 1000;
+/// Most labels (and, separately, relationship types) `graph_schema` samples.
+const SCHEMA_NAMES: usize = 200;
+
+/// A label or type as a Cypher identifier: backquoted, backquotes doubled.
+fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 /// Counts of the knowledge graph (`/metrics/graph`).

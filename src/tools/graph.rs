@@ -183,7 +183,7 @@ fn check_reserved(
     Ok(())
 }
 
-fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
+pub(super) fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
     tools.neo4j.as_deref().ok_or_else(|| {
         ToolError::invalid(
             "store",
@@ -192,7 +192,7 @@ fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
     })
 }
 
-fn unavailable(err: anyhow::Error) -> ToolError {
+pub(super) fn unavailable(err: anyhow::Error) -> ToolError {
     ToolError::Busy {
         detail: format!("Neo4j unavailable: {err:#}"),
     }

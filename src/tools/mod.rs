@@ -6,6 +6,7 @@
 pub mod execute;
 pub mod generate;
 pub mod graph;
+pub mod graph_schema;
 pub mod history;
 pub mod lint;
 pub mod prompts;
