@@ -365,7 +365,7 @@ fn build() -> Value {
         "/health".into(),
         as_map(open(
             "Liveness and status",
-            "The server, the sandbox (guest build, active runs), the cache and the store (backend, outbox depth). No token needed.",
+            "The server, the sandbox (guest build, active runs), the cache and the store (backend, outbox depth), with the replaced platform's `service: \"ok\"` and `neo4j` (true when Neo4j answers right now). No token needed.",
             object.clone(),
             "application/json",
         )),

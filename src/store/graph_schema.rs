@@ -92,8 +92,8 @@ pub struct RawSchema {
     pub relationship_types: Vec<String>,
     /// Sampled nodes: (label, property keys) per label.
     pub node_keys: Vec<(String, Vec<String>)>,
-    /// Sampled relationships: (type, start labels, end labels, property keys).
-    pub relationship_keys: Vec<(String, Vec<String>, Vec<String>, Vec<String>)>,
+    /// Sampled relationships, per type (labels unfiltered, names unsorted).
+    pub relationship_keys: Vec<RelationshipSchema>,
     /// `SHOW CONSTRAINTS`.
     pub constraints: Vec<SchemaRule>,
     /// `SHOW INDEXES`.
@@ -146,16 +146,16 @@ impl RawSchema {
             })
             .collect();
         let mut by_type: BTreeMap<String, [BTreeSet<String>; 3]> = BTreeMap::new();
-        for (rel_type, start, end, rel_keys) in self.relationship_keys {
-            let entry = by_type.entry(rel_type).or_default();
+        for sampled in self.relationship_keys {
+            let entry = by_type.entry(sampled.rel_type).or_default();
             let plain = |labels: Vec<String>| {
                 labels
                     .into_iter()
                     .filter(|l| l != KNOWLEDGE_GRAPH_LABEL && !is_record_label(l))
             };
-            entry[0].extend(plain(start));
-            entry[1].extend(plain(end));
-            entry[2].extend(rel_keys);
+            entry[0].extend(plain(sampled.start_labels));
+            entry[1].extend(plain(sampled.end_labels));
+            entry[2].extend(sampled.property_keys);
         }
         let relationship_types = sorted(
             self.relationship_types
@@ -225,12 +225,12 @@ mod tests {
             ]),
             relationship_types: names(&["KNOWS", "RAN", "OF", "BY", "SANDGRAPH_X"]),
             node_keys: vec![("Person".into(), names(&["key", "name"]))],
-            relationship_keys: vec![(
-                "KNOWS".into(),
-                names(&["GraphNode", "Person"]),
-                names(&["GraphNode", "Company"]),
-                names(&["since"]),
-            )],
+            relationship_keys: vec![RelationshipSchema {
+                rel_type: "KNOWS".into(),
+                start_labels: names(&["GraphNode", "Person"]),
+                end_labels: names(&["GraphNode", "Company"]),
+                property_keys: names(&["since"]),
+            }],
             constraints: vec![
                 rule("graph_node_key", "NODE", &["GraphNode"]),
                 rule("execution_id", "NODE", &["Execution"]),

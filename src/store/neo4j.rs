@@ -350,7 +350,7 @@ impl Neo4jStore {
         &self,
         sample: usize,
     ) -> anyhow::Result<super::graph_schema::GraphSchema> {
-        use super::graph_schema::{RawSchema, SchemaRule};
+        use super::graph_schema::{RawSchema, RelationshipSchema, SchemaRule};
         let counts = self.knowledge_graph_counts().await?;
         // Per label and per type, so a small label is described even beside a large
         // one: one label (type) scan each, at most `sample` entities each, in one query.
@@ -458,13 +458,11 @@ impl Neo4jStore {
                 .collect(),
             relationship_keys: rel_rows
                 .iter()
-                .map(|row| {
-                    (
-                        text(row, "type"),
-                        flat(row, "starts"),
-                        flat(row, "ends"),
-                        flat(row, "keys"),
-                    )
+                .map(|row| RelationshipSchema {
+                    rel_type: text(row, "type"),
+                    start_labels: flat(row, "starts"),
+                    end_labels: flat(row, "ends"),
+                    property_keys: flat(row, "keys"),
                 })
                 .collect(),
             constraints: constraint_rows.iter().map(rule).collect(),
