@@ -116,7 +116,8 @@ bench: guest
 		--out http_load_unpooled.md py_c1 py_c8 sleep64
 	$(CARGO) bench --locked --bench toolbox | tee target/bench-results/toolbox.md
 	scripts/neo4j/neo4j.sh run --port 17688 --http-port 0 --data build/neo4j-bench -- \
-		$(CARGO) bench --locked --bench store | tee target/bench-results/store.md
+		sh -c '$(CARGO) bench --locked --bench store | tee target/bench-results/store.md && \
+		$(CARGO) bench --locked --bench console | tee target/bench-results/console.md'
 	$(PYTHON) scripts/plot_benchmarks.py target/bench-results docs/benchmarks-latency.svg
 
 clean:

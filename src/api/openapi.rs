@@ -539,7 +539,7 @@ mod tests {
                 RestMethod::Get => "get",
                 RestMethod::Delete => "delete",
             };
-            let op = &doc["paths"][spec.rest.path][method];
+            let op = &doc["paths"][openapi_path(spec.rest.path)][method];
             assert_eq!(op["operationId"], spec.name, "{}", spec.rest.path);
             assert_eq!(op["x-sandgraph-role"], spec.least_role().as_str());
             for status in ["401", "403", "422", "429", "503"] {
@@ -551,6 +551,31 @@ mod tests {
             }
             assert!(op["responses"][spec.rest.status.to_string()].is_object());
         }
+    }
+
+    #[test]
+    fn path_arguments_of_a_post_are_path_parameters_not_body_fields() {
+        let doc = document();
+        let op = &doc["paths"]["/workspaces/{workspace_id}/files"]["post"];
+        assert_eq!(op["parameters"][0]["name"], "workspace_id");
+        assert_eq!(op["parameters"][0]["in"], "path");
+        let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let body = &doc["components"]["schemas"][body];
+        assert!(body["properties"]["workspace_id"].is_null(), "{body}");
+        assert!(
+            !body["required"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!("workspace_id")))
+        );
+        // A catch-all is an ordinary path parameter in OpenAPI.
+        let delete = &doc["paths"]["/workspaces/{workspace_id}/files/{path}"];
+        assert_eq!(delete["delete"]["operationId"], "delete_file");
+        assert_eq!(delete["get"]["operationId"], "download_file");
     }
 
     #[test]
