@@ -43,15 +43,20 @@ $(TS_CLIENT_STAMP): tests/typescript/package.json tests/typescript/package-lock.
 	cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian packages the tests use (promtool checks deploy/alerts.yml), installed when missing.
+# Debian packages the tests use, installed with apt-get when missing: promtool checks
+# deploy/alerts.yml; the console's browser test drives Debian's chromium through Debian's
+# chromedriver (a driver that downloads its own browser does not work offline).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: test-tools
 test-tools:
-	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v promtool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			prometheus chromium chromium-driver; }
 
-## test: lint, then every test (Rust unit + integration, guest logic, MCP clients), with a
-## real Neo4j fetched from Maven Central and started for the run (stopped even on failure)
+## test: lint, then every test (Rust unit + integration, guest logic, MCP clients, the
+## console in a browser), with a real Neo4j fetched from Maven Central and started for the
+## run (stopped even on failure)
 test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools lint
 	$(CARGO) build --locked
 	$(CARGO) test --locked --no-run
@@ -89,7 +94,8 @@ soak: guest
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
 
-test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP)
+## Screenshots of the console (desktop and phone width) land in target/console-screenshots.
+test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
 
 lint:
@@ -110,7 +116,8 @@ bench: guest
 		--out http_load_unpooled.md py_c1 py_c8 sleep64
 	$(CARGO) bench --locked --bench toolbox | tee target/bench-results/toolbox.md
 	scripts/neo4j/neo4j.sh run --port 17688 --http-port 0 --data build/neo4j-bench -- \
-		$(CARGO) bench --locked --bench store | tee target/bench-results/store.md
+		sh -c '$(CARGO) bench --locked --bench store | tee target/bench-results/store.md && \
+		$(CARGO) bench --locked --bench console | tee target/bench-results/console.md'
 	$(PYTHON) scripts/plot_benchmarks.py target/bench-results docs/benchmarks-latency.svg
 
 clean:

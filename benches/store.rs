@@ -50,6 +50,7 @@ fn record(i: u64, callers: u64, hashes: u64) -> ExecutionRecord {
         limits: None,
         stdout: Some("hi\n".into()),
         stderr: Some(String::new()),
+        source_kept: Some(true),
     }
 }
 
@@ -320,6 +321,85 @@ async fn graph_query_guard(store: &Neo4jStore) {
     );
 }
 
+/// A typical snippet's source text (~1 KiB), distinct per `i` so its hash is new.
+fn source_text(i: u64) -> String {
+    let body = "def mean(xs):\n    return sum(xs) / len(xs)\n\n".repeat(20);
+    format!("# run {i}\n{body}print(mean([1, 2, 3]))\n")
+}
+
+/// What storing source costs the commit on the request path, in one run with the three
+/// cases interleaved (so they share the machine's load): source storage off (the record
+/// says `source_kept: false`); on, with code this process has not stored lately (the
+/// commit carries the source text too: every call's cost when every call's code is new);
+/// and on, with code it stored lately (only the record: the common case of repeated
+/// code). The commit is the pipeline's: audit event + [code] + result, one durable
+/// transaction, into the embedded history and into the outbox (Neo4j deployments).
+async fn outbox_commit_source() {
+    use sandgraph::store::StoredCode;
+    for destination in [Destination::History, Destination::Outbox] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("bench.db"), destination, u64::MAX)
+            .unwrap();
+        let (mut off, mut new_code, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
+        let repeated_source = source_text(u64::MAX);
+        let repeated_hash = sandgraph::tools::code_hash(&repeated_source);
+        store.remember_code(repeated_hash.clone());
+        for i in 0..2000u64 {
+            let base = 3_000_000 + i * 3;
+            let mut record_off = record(base, 1000, 10_000);
+            record_off.source_kept = Some(false);
+            let started = Instant::now();
+            store
+                .append(vec![Record::Audit(audit(base)), Record::Execution(record_off)])
+                .await
+                .unwrap();
+            off.push(started.elapsed());
+
+            let source = source_text(i);
+            let hash = sandgraph::tools::code_hash(&source);
+            let mut record_new = record(base + 1, 1000, 10_000);
+            record_new.code_hash = Some(hash.clone());
+            let started = Instant::now();
+            let mut records = vec![Record::Audit(audit(base + 1))];
+            if !store.code_recently_stored(&hash) {
+                records.push(Record::Code(StoredCode::new(
+                    hash.clone(),
+                    Some("python".into()),
+                    source,
+                    None,
+                )));
+            }
+            records.push(Record::Execution(record_new));
+            store.append(records).await.unwrap();
+            store.remember_code(hash);
+            new_code.push(started.elapsed());
+
+            let mut record_repeated = record(base + 2, 1000, 10_000);
+            record_repeated.code_hash = Some(repeated_hash.clone());
+            let started = Instant::now();
+            let mut records = vec![Record::Audit(audit(base + 2))];
+            assert!(store.code_recently_stored(&repeated_hash));
+            records.push(Record::Execution(record_repeated));
+            store.append(records).await.unwrap();
+            repeated.push(started.elapsed());
+        }
+        let into = match destination {
+            Destination::History => "embedded history",
+            Destination::Outbox => "outbox",
+        };
+        for (how, samples) in [
+            ("source storage off", off),
+            ("source on, new code (+1 KiB source text)", new_code),
+            ("source on, code stored lately", repeated),
+        ] {
+            let (p50, p95, p99) = percentiles(samples);
+            println!(
+                "| commit into the {into}, {how} | {p50:.3} | {p95:.3} | {p99:.3} | 2000 |"
+            );
+        }
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -327,6 +407,7 @@ fn main() {
         .unwrap();
     println!("| benchmark | p50 ms | p95 ms | p99 ms | n / rate |\n|---|---|---|---|---|");
     runtime.block_on(outbox_commit());
+    runtime.block_on(outbox_commit_source());
     match std::env::var("NEO4J_URI") {
         Ok(uri) => runtime.block_on(neo4j_benches(uri)),
         Err(_) => println!("(NEO4J_URI not set: Neo4j benchmarks skipped)"),

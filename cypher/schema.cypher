@@ -14,3 +14,4 @@ CREATE INDEX execution_language IF NOT EXISTS FOR (e:Execution) ON (e.language);
 CREATE INDEX audit_ts IF NOT EXISTS FOR (a:AuditEvent) ON (a.ts);
 CREATE INDEX audit_caller_ts IF NOT EXISTS FOR (a:AuditEvent) ON (a.caller_id, a.ts);
 CREATE INDEX audit_decision_ts IF NOT EXISTS FOR (a:AuditEvent) ON (a.decision, a.ts);
+CREATE INDEX audit_request_ts IF NOT EXISTS FOR (a:AuditEvent) ON (a.request_id, a.ts);

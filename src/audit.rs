@@ -16,6 +16,10 @@ pub enum Transport {
     McpHttp,
     /// MCP over stdio.
     McpStdio,
+    /// The web console (`/ui`).
+    Console,
+    /// sandgraph itself (the retention sweep).
+    Internal,
 }
 
 /// Who made a call, how, and its request id: passed from the transport to the tools.

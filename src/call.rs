@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::audit::{AuditDecision, AuditEvent, CallContext, Transport};
 use crate::auth::{Endpoint, Role};
 use crate::rate_limit::retry_after_seconds;
-use crate::store::{ExecutionRecord, Record};
+use crate::store::{ExecutionRecord, Record, StoredCode};
 use crate::tools::{ToolError, Tools};
 
 /// How a tool is reached over REST.
@@ -104,6 +104,12 @@ pub trait Tool: Send + Sync + 'static {
     type Response: Serialize + JsonSchema + ToolResponse + Send + 'static;
     /// Name, title, role, hints, route.
     fn spec(&self) -> &'static ToolSpec;
+    /// The source text the call carries (code, tests, a template, a query), kept with
+    /// its record once per hash unless the server keeps no source. Must be what the
+    /// record's `code_hash` hashes ([`Source::hash`]).
+    fn source(&self, _request: &Self::Request) -> Option<Source> {
+        None
+    }
     /// Do the work (validation beyond parsing included).
     async fn run(
         &self,
@@ -135,6 +141,33 @@ pub enum Attachment {
         /// Its size in bytes.
         size: u64,
     },
+}
+
+/// The source text of a call, as [`Tool::source`] gives it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The code (the module under test, a template, a query).
+    pub code: String,
+    /// `run_tests`' separate tests.
+    pub tests: Option<String>,
+}
+
+impl Source {
+    /// Only `code`.
+    pub fn code(code: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            tests: None,
+        }
+    }
+
+    /// The hash records carry for it: SHA-256 of the code, or of code, NUL, tests.
+    pub fn hash(&self) -> String {
+        match &self.tests {
+            None => crate::tools::code_hash(&self.code),
+            Some(tests) => crate::tools::code_hash(&format!("{}\0{}", self.code, tests)),
+        }
+    }
 }
 
 /// How a result is remembered and shown.
@@ -179,6 +212,8 @@ pub struct Called {
     pub text: Option<String>,
     /// Pictures and resource links (MCP content blocks after the text), if asked for.
     pub attachments: Vec<Attachment>,
+    /// The id of the call's history record, if it has one.
+    pub record_id: Option<String>,
 }
 
 /// Whether the transport shows a text rendering of the result.
@@ -230,7 +265,8 @@ impl<T: Tool> DynTool for T {
         args: Args,
         rendering: Rendering,
     ) -> Result<Called, ToolError> {
-        let mut response = pipeline(tools, ctx, self, || parse::<T::Request>(args)).await?;
+        let (mut response, record_id) =
+            pipeline(tools, ctx, self, || parse::<T::Request>(args)).await?;
         let body = serde_json::to_value(&response)
             .map_err(|e| ToolError::Internal(anyhow::anyhow!("serialising the result: {e}")))?;
         let with_text = rendering == Rendering::WithText;
@@ -244,6 +280,7 @@ impl<T: Tool> DynTool for T {
             body,
             text,
             attachments,
+            record_id,
         })
     }
 }
@@ -273,23 +310,33 @@ pub async fn call_typed<T: Tool>(
     tool: &T,
     request: T::Request,
 ) -> Result<T::Response, ToolError> {
-    pipeline(tools, ctx, tool, || Ok(request)).await
+    pipeline(tools, ctx, tool, || Ok(request))
+        .await
+        .map(|(response, _)| response)
 }
 
-/// admit -> validate -> run -> record.
+/// admit -> validate -> run -> record. Returns the result and its record's id.
 async fn pipeline<T: Tool>(
     tools: &Tools,
     ctx: &CallContext,
     tool: &T,
     arguments: impl FnOnce() -> Result<T::Request, ToolError>,
-) -> Result<T::Response, ToolError> {
+) -> Result<(T::Response, Option<String>), ToolError> {
     let spec = Tool::spec(tool);
     admit(tools, ctx, spec.endpoint, spec.name).await?;
-    let result = match arguments() {
-        Ok(request) => tool.run(tools, ctx, request).await,
-        Err(error) => Err(error),
+    let (result, source) = match arguments() {
+        Ok(request) => {
+            // Taken before the run consumes the request; not at all when no source is kept.
+            let source = if tools.config.store_source {
+                tool.source(&request)
+            } else {
+                None
+            };
+            (tool.run(tools, ctx, request).await, source)
+        }
+        Err(error) => (Err(error), None),
     };
-    record(tools, ctx, spec.name, result).await
+    record(tools, ctx, spec.name, result, source).await
 }
 
 /// Run a non-tool request (prompts, resources) through admit -> run -> record, so it is
@@ -369,13 +416,15 @@ async fn admit(
 }
 
 /// The call's one audit event (decision allowed or cache hit, with the outcome) and its
-/// result record, committed durably before the answer; if they cannot be, 503.
+/// result record (with its source text, the first time this process sees its hash),
+/// committed durably before the answer; if they cannot be, 503.
 async fn record<R: ToolResponse>(
     tools: &Tools,
     ctx: &CallContext,
     name: &str,
     result: Result<R, ToolError>,
-) -> Result<R, ToolError> {
+    source: Option<Source>,
+) -> Result<(R, Option<String>), ToolError> {
     match result {
         Ok(response) => {
             let record = response.record(ctx, name);
@@ -391,10 +440,12 @@ async fn record<R: ToolResponse>(
             let mut event = AuditEvent::new(ctx, name, decision, response.audit_detail());
             event.outcome = Some(outcome.clone());
             observe(ctx, name, &outcome, cached);
+            let record_id = record.as_ref().map(|r| r.id.clone());
             let mut records = vec![Record::Audit(event)];
-            records.extend(record.map(Record::Execution));
+            let code = record.map(|r| with_source(tools, &mut records, r, source));
             commit(tools, records).await?;
-            Ok(response)
+            remember_code(tools, code.flatten());
+            Ok((response, record_id))
         }
         Err(mut error) => {
             let outcome = error.outcome();
@@ -403,14 +454,52 @@ async fn record<R: ToolResponse>(
             event.outcome = Some(outcome.to_owned());
             observe(ctx, name, outcome, false);
             let mut records = vec![Record::Audit(event)];
+            let mut code = None;
             if let ToolError::Cancelled { record } = &mut error
                 && let Some(record) = record.take()
             {
-                records.push(Record::Execution(*record));
+                code = with_source(tools, &mut records, *record, source);
             }
             commit(tools, records).await?;
+            remember_code(tools, code);
             Err(error)
         }
+    }
+}
+
+/// Push `record` onto `records`, saying whether its source is kept, preceded by the
+/// source itself unless this process stored that hash lately. Returns the hash of a
+/// source pushed, to remember once the commit succeeded.
+fn with_source(
+    tools: &Tools,
+    records: &mut Vec<Record>,
+    mut record: ExecutionRecord,
+    source: Option<Source>,
+) -> Option<String> {
+    let mut pushed = None;
+    if let Some(hash) = record.code_hash.clone() {
+        if !tools.config.store_source {
+            record.source_kept = Some(false);
+        } else if let Some(source) = source {
+            record.source_kept = Some(true);
+            if !tools.store.code_recently_stored(&hash) {
+                records.push(Record::Code(StoredCode::new(
+                    hash.clone(),
+                    record.language.clone(),
+                    source.code,
+                    source.tests,
+                )));
+                pushed = Some(hash);
+            }
+        }
+    }
+    records.push(Record::Execution(record));
+    pushed
+}
+
+fn remember_code(tools: &Tools, hash: Option<String>) {
+    if let Some(hash) = hash {
+        tools.store.remember_code(hash);
     }
 }
 
@@ -457,6 +546,8 @@ pub fn transport_name(transport: Transport) -> &'static str {
         Transport::Rest => "rest",
         Transport::McpHttp => "mcp_http",
         Transport::McpStdio => "mcp_stdio",
+        Transport::Console => "console",
+        Transport::Internal => "internal",
     }
 }
 

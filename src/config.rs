@@ -63,6 +63,14 @@ pub struct Config {
     /// On SIGTERM, how long in-flight calls may finish before their runs are cancelled.
     #[serde(with = "millis")]
     pub shutdown_grace: Duration,
+    /// Keep the source text of every run (code, tests, templates, queries) with its
+    /// record, once per hash. Off: records keep only the hash and say so.
+    pub store_source: bool,
+    /// Days execution records (and source texts no record uses any more) are kept;
+    /// 0 keeps them forever.
+    pub history_retention_days: u32,
+    /// Days audit events are kept; 0 keeps them forever.
+    pub audit_retention_days: u32,
 }
 
 mod millis {
@@ -257,6 +265,9 @@ impl Default for Config {
             neo4j: None,
             slow_request: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            store_source: true,
+            history_retention_days: 90,
+            audit_retention_days: 365,
         }
     }
 }
@@ -710,6 +721,33 @@ pub static SETTINGS: &[Setting] = &[
         doc: "active tokens are held in memory (changes through the API or `sandgraph token` are seen on the next request); this backstop reload also catches direct database edits; 0 = no memory copy, read the database per request",
         apply: Apply::One(|c, k, v| {
             c.token_reload = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_STORE_SOURCE",
+        default: "true",
+        doc: "keep the source text of every run (code, tests, templates, Cypher) with its record, once per hash; `false` keeps only the hash and the record says `source_kept: false`",
+        apply: Apply::One(|c, k, v| {
+            c.store_source = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_HISTORY_RETENTION_DAYS",
+        default: "90",
+        doc: "days execution records are kept (with source texts no kept record uses); older ones are deleted in batches, and each sweep is audited; 0 keeps them forever",
+        apply: Apply::One(|c, k, v| {
+            c.history_retention_days = parse(k, v)?;
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_AUDIT_RETENTION_DAYS",
+        default: "365",
+        doc: "days audit events are kept (longer than history by default); 0 keeps them forever",
+        apply: Apply::One(|c, k, v| {
+            c.audit_retention_days = parse(k, v)?;
             Ok(())
         }),
     },

@@ -4,9 +4,13 @@
 //! transports) and drains it on SIGTERM ([`shutdown`]). A request flows one way through
 //! these components:
 //!
-//! - [`api`]: the REST API (axum) with the old platform's JSON contract, `/health`, and
-//!   the MCP streamable-HTTP service mounted at `/mcp`.
-//! - [`mcp`]: the MCP server (rmcp): the same tools over stdio and streamable HTTP.
+//! - [`api`]: the REST API (axum) with the old platform's JSON contract, `/health`,
+//!   `/openapi.json` (generated from the registry), and the MCP streamable-HTTP service
+//!   mounted at `/mcp`.
+//! - [`mcp`]: the MCP server (rmcp): the same tools over stdio and streamable HTTP, the
+//!   prompts, and the record as resource templates.
+//! - [`ui`]: the web console at `/ui` (developers and admins; every page a tool call
+//!   through the pipeline) and the API docs at `/docs`.
 //! - [`call`]: the one pipeline every transport uses (admit, validate, run, record,
 //!   respond) and the `Tool` trait the registry's tools implement.
 //! - [`tools`]: one file per tool; validates a typed request, runs it, builds the typed
@@ -41,4 +45,5 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
+pub mod ui;
 pub mod workspace;

@@ -261,3 +261,39 @@ async fn history_filters_paginate_and_audit_is_admin_only() {
     let server = neo4j_server();
     history_contract(&server).await;
 }
+
+#[tokio::test]
+async fn the_record_keeps_the_source_once_per_hash_in_neo4j() {
+    let server = neo4j_server();
+    let hash = common::contract::source_contract(&server).await;
+    let graph = neo4j_client();
+    let p = [("hash", hash.as_str())];
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (c:Code {hash: $hash}) WHERE c.source IS NOT NULL RETURN count(c) AS n",
+            &p
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        neo4j_count(
+            &graph,
+            "MATCH (:Execution)-[:OF]->(c:Code {hash: $hash}) RETURN count(*) AS n",
+            &p
+        )
+        .await,
+        2,
+        "both runs link to the one Code node"
+    );
+}
+
+#[tokio::test]
+async fn with_source_storage_off_neo4j_keeps_no_source() {
+    let server = TestServer::spawn_with(&[
+        ("NEO4J_URI", &neo4j_uri()),
+        ("SANDGRAPH_STORE_SOURCE", "false"),
+    ]);
+    common::contract::source_off_contract(&server).await;
+}

@@ -20,6 +20,7 @@ fn sample_arguments(tool: &str, known: &Known) -> Value {
         "lint_code" => json!({"code": "x = 1\n"}),
         "run_tests" => json!({"code": "def test_a():\n    assert True\n"}),
         "generate_code" => json!({"template": "{{ a }}", "context": {"a": 1}}),
+        "graph_schema" => json!({}),
         "graph_query" => json!({"cypher": "RETURN 1 AS one"}),
         "graph_upsert" => json!({"nodes": [{"key": format!("k_{}", uuid_like())}]}),
         "execution_history" => json!({"limit": "5"}),

@@ -5,6 +5,8 @@
 //! pipeline (`crate::call`), serialise.
 
 mod error;
+mod health;
+pub mod openapi;
 mod serve;
 pub mod strangers;
 
@@ -32,7 +34,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Paths anyone may call: liveness and readiness probes and Prometheus scraping must work
 /// without credentials, and reveal no user data.
-const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics"];
+/// The API's own description is open too (it holds no user data).
+const OPEN_PATHS: &[&str] = &["/health", "/health/ready", "/metrics", "/openapi.json"];
 
 /// Build the whole HTTP application, and the ledger of its failed authentications (to
 /// flush once more after the last connection has closed).
@@ -51,16 +54,19 @@ pub fn router(tools: Tools) -> (Router, Arc<strangers::Strangers>) {
             "/workspaces/{workspace_id}/files/{*path}",
             get(download_file),
         )
+        .merge(crate::ui::routes())
         .route("/prompts", get(list_prompts))
         .route("/prompts/{slug}", get(get_prompt))
-        .route("/health", get(health))
+        .route("/health", get(health::health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus_metrics))
         .route("/metrics/graph", get(graph_metrics))
+        .route("/openapi.json", get(openapi_json))
         .nest_service("/mcp", mcp_service)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(tools.clone(), authenticate))
         .layer(Extension(strangers.clone()))
+        .layer(Extension(Arc::new(health::Neo4jProbe::default())))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(tools);
     (router, strangers)
@@ -109,7 +115,8 @@ async fn authenticate(State(tools): State<Tools>, mut request: Request, next: Ne
     } else {
         Transport::Rest
     };
-    let mut response = if OPEN_PATHS.contains(&path.as_str()) {
+    // The console and the docs authenticate by their own cookie (or not at all).
+    let mut response = if OPEN_PATHS.contains(&path.as_str()) || crate::ui::is_console_path(&path) {
         next.run(request).await
     } else {
         let token = request
@@ -445,23 +452,6 @@ async fn get_prompt(
     Ok(Json(prompt))
 }
 
-async fn health(State(tools): State<Tools>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
-        "service": "sandgraph",
-        "version": env!("CARGO_PKG_VERSION"),
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-        "neo4j": if tools.config.neo4j.is_some() { "configured" } else { "not configured" },
-        "store": {
-            "backend": tools.history.backend(),
-            "outbox_depth": tools.store.outbox_depth(),
-            "outbox_limit": tools.store.outbox_limit(),
-        },
-        "sandbox": tools.sandbox.status(),
-        "cache": tools.cache.stats(),
-    }))
-}
-
 /// Readiness: the guest is loaded (it is, or the server would not run), the store takes
 /// writes, and Neo4j answers or the outbox is below 80% of its bound.
 async fn ready(State(tools): State<Tools>) -> (StatusCode, Json<Value>) {
@@ -592,6 +582,10 @@ async fn graph_metrics(
     };
     let body = call::audited(&tools, &ctx, Endpoint::GraphQuery, "graph_metrics", work).await?;
     Ok(Json(body))
+}
+
+async fn openapi_json() -> Json<&'static Value> {
+    Json(openapi::document())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

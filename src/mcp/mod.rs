@@ -1,15 +1,19 @@
 //! The MCP server: an rmcp tool router over the same `tools::*` functions the REST API
-//! calls, served on stdio (`sandgraph mcp`) and as streamable HTTP at `/mcp`.
+//! calls, served on stdio (`sandgraph mcp`) and as streamable HTTP at `/mcp`. Prompts are
+//! listed resources; the record's resource templates are a table in [`resources`].
+
+pub mod resources;
 
 use std::sync::Arc;
 
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    Prompt, PromptMessage, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
     ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
@@ -32,7 +36,9 @@ Python without running it, `run_tests` runs pytest, `generate_code` renders Jinj
 For work across calls, `create_workspace` gives a private directory (workspace_id) that \
 execute_code and run_tests can run in: files written there stay, results list the files a run \
 created or changed as sandgraph://workspaces/{id}/files/{path} resources, and PNG/JPEG/GIF/SVG \
-pictures come back as images. The prompts (and the sandgraph://prompts/* resources) explain \
+pictures come back as images. For the knowledge graph, call `graph_schema` first (labels, \
+relationship types, property keys, constraints, indexes), then `graph_query` (read-only \
+Cypher). The prompts (and the sandgraph://prompts/* resources) explain \
 each tool and the limits; the `workspaces-and-charts` prompt shows how to draw a chart.";
 
 /// One MCP session's handler; clones share the tools and the registry.
@@ -242,6 +248,19 @@ impl ServerHandler for SandgraphMcp {
             Ok(called) => {
                 let mut content = vec![ContentBlock::text(called.text.unwrap_or_default())];
                 content.extend(called.attachments.into_iter().map(content_block));
+                // A link to the call's own record, for callers who may read it: agents
+                // never see the record, so their results carry no link they could not
+                // follow.
+                if let Some(id) = called
+                    .record_id
+                    .filter(|_| ctx.caller.may(Endpoint::History))
+                {
+                    content.push(ContentBlock::resource_link(
+                        Resource::new(resources::execution_uri(&id), "execution")
+                            .with_title("This call's record")
+                            .with_mime_type("application/json"),
+                    ));
+                }
                 let mut result = CallToolResult::success(content);
                 result.structured_content = Some(called.body);
                 result
@@ -324,6 +343,46 @@ impl ServerHandler for SandgraphMcp {
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let ctx = self.request_context(&context)?;
+        call::audited(
+            &self.tools,
+            &ctx,
+            Endpoint::Prompts,
+            "list_resource_templates",
+            async { Ok(()) },
+        )
+        .await
+        .map_err(request_error)?;
+        // Like tools/list: a caller sees only the templates its role may read.
+        let templates = resources::TEMPLATES
+            .iter()
+            .filter(|template| ctx.caller.may(template.endpoint))
+            .map(|template| {
+                let listed = ResourceTemplate::new(template.uri_template, template.name)
+                    .with_title(template.title)
+                    .with_description(template.description);
+                match template.mime_type {
+                    Some(mime) => listed.with_mime_type(mime),
+                    None => listed,
+                }
+            })
+            .chain(ctx.caller.may(Endpoint::Workspaces).then(|| {
+                ResourceTemplate::new(tools::workspace::FILE_URI_TEMPLATE, "workspace-file")
+                    .with_title("A file in one of your workspaces")
+                    .with_description(
+                        "A file a run or write_file put in a workspace (yours only); results \
+                         of execute_code and run_tests link the files they created or changed.",
+                    )
+            }))
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -335,8 +394,24 @@ impl ServerHandler for SandgraphMcp {
                 .read_workspace_file(&ctx, &request.uri, workspace_id, path)
                 .await;
         }
-        let limits = self.tools.config.as_ref();
         let uri = request.uri.clone();
+        let not_found = |e| match e {
+            ToolError::NotFound { detail } => ErrorData::resource_not_found(detail, None),
+            other => request_error(other),
+        };
+        if let Some((template, argument)) = resources::find(&uri) {
+            let contents = call::audited(
+                &self.tools,
+                &ctx,
+                template.endpoint,
+                "read_resource",
+                (template.read)(&self.tools, &uri, argument),
+            )
+            .await
+            .map_err(not_found)?;
+            return Ok(ReadResourceResult::new(contents).into());
+        }
+        let limits = self.tools.config.as_ref();
         let prompt = call::audited(
             &self.tools,
             &ctx,
@@ -351,27 +426,42 @@ impl ServerHandler for SandgraphMcp {
             },
         )
         .await
-        .map_err(|e| match e {
-            ToolError::NotFound { .. } => ErrorData::resource_not_found(request.uri.clone(), None),
-            other => request_error(other),
-        })?;
+        .map_err(not_found)?;
         let contents =
             ResourceContents::text(prompt.content, request.uri).with_mime_type("text/markdown");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
-    async fn list_resource_templates(
+    async fn complete(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let template = ResourceTemplate::new(tools::workspace::FILE_URI_TEMPLATE, "workspace-file")
-            .with_title("A file in one of your workspaces")
-            .with_description(
-                "A file a run or write_file put in a workspace (yours only); results of \
-                 execute_code and run_tests link the files they created or changed.",
-            );
-        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let ctx = self.request_context(&context)?;
+        let template = match &request.r#ref {
+            Reference::Resource(reference) => resources::TEMPLATES
+                .iter()
+                .find(|t| t.uri_template == reference.uri && t.argument == request.argument.name),
+            _ => None,
+        };
+        // Prompts take no arguments; unknown templates and arguments complete to nothing.
+        let Some((template, complete)) =
+            template.and_then(|t| t.complete.map(|complete| (t, complete)))
+        else {
+            return Ok(CompleteResult::default());
+        };
+        let values = call::audited(
+            &self.tools,
+            &ctx,
+            template.endpoint,
+            "complete",
+            complete(&self.tools, &request.argument.value),
+        )
+        .await
+        .map_err(request_error)?;
+        let completion =
+            CompletionInfo::new(values).map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(completion))
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -380,6 +470,7 @@ impl ServerHandler for SandgraphMcp {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_completions()
                 .build(),
         )
         .with_protocol_version(ProtocolVersion::V_2025_11_25)

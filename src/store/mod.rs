@@ -3,7 +3,9 @@
 //! SQLite is the history store; with `NEO4J_URI` set, records go to a durable outbox
 //! that [`shipper`] moves into Neo4j in idempotent batches, and history is read from Neo4j.
 
+pub mod graph_schema;
 pub mod neo4j;
+pub mod retention;
 pub mod shipper;
 pub mod sqlite;
 pub mod workspaces;
@@ -55,6 +57,59 @@ pub struct ExecutionRecord {
     pub stdout: Option<String>,
     /// Start of stderr (at most 4 KiB).
     pub stderr: Option<String>,
+    /// Whether the source text behind `code_hash` is kept (`true`: `get_execution` and
+    /// `sandgraph://code/{hash}` return it; `false`: this server does not keep source,
+    /// `SANDGRAPH_STORE_SOURCE=false`). Absent on records without source text and on
+    /// records written before sandgraph kept it.
+    #[serde(default)]
+    pub source_kept: Option<bool>,
+}
+
+/// The source text behind a code hash, stored once per hash.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StoredCode {
+    /// SHA-256 (hex) as the records carry it in `code_hash`.
+    pub hash: String,
+    /// The code (for `run_tests` with separate tests: the module under test; for
+    /// `generate_code`: the template; for `graph_query`: the Cypher).
+    pub source: String,
+    /// `run_tests`' separate test file, if there was one (the hash covers both).
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// Bytes of `source` plus `tests`.
+    pub bytes: u64,
+    /// The language it was run as, if any.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+impl StoredCode {
+    /// The code of a record with `hash` and `language`.
+    pub fn new(
+        hash: String,
+        language: Option<String>,
+        source: String,
+        tests: Option<String>,
+    ) -> Self {
+        let bytes = (source.len() + tests.as_ref().map_or(0, String::len)) as u64;
+        Self {
+            hash,
+            source,
+            tests,
+            bytes,
+            language,
+        }
+    }
+}
+
+/// One recorded run with the source text it ran (`get_execution`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExecutionDetail {
+    /// The record.
+    #[serde(flatten)]
+    pub record: ExecutionRecord,
+    /// The source behind `code_hash`, when kept (see `source_kept`).
+    pub code: Option<StoredCode>,
 }
 
 /// Cut `text` to at most [`RECORD_OUTPUT_BYTES`] on a character boundary.
@@ -77,6 +132,8 @@ pub enum Record {
     Execution(ExecutionRecord),
     /// An access decision.
     Audit(AuditEvent),
+    /// The source text behind a hash (written with the first record that has it).
+    Code(StoredCode),
 }
 
 /// Filters for `execution_history`.
@@ -115,6 +172,8 @@ pub struct AuditFilter {
     pub endpoint: Option<String>,
     /// Only this outcome (for allowed calls: the result's outcome, or `refused`).
     pub outcome: Option<String>,
+    /// Only the events of this request (the `request_id` a record carries).
+    pub request_id: Option<String>,
     /// Not before this RFC 3339 time.
     pub since: Option<String>,
     /// Before this RFC 3339 time.
@@ -235,12 +294,34 @@ pub trait HistoryStore: Send + Sync {
         &self,
         filter: &HistoryFilter,
     ) -> Result<Page<ExecutionRecord>, QueryError>;
-    /// One record by id.
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError>;
+    /// One record by id, with its source text if kept.
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError>;
+    /// The source text stored for a code hash.
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError>;
+    /// Up to `limit` record ids starting with `prefix` (the newest when it is empty),
+    /// for MCP completions.
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError>;
+    /// Up to `limit` stored code hashes starting with `prefix`, for MCP completions.
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError>;
     /// Statistics for a code hash.
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError>;
     /// Newest-first, filtered, paginated audit events.
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError>;
+    /// Delete what is older than `cutoffs` in transactions of at most `batch` rows, then
+    /// the source texts no record references; how many of each went.
+    async fn delete_expired(
+        &self,
+        cutoffs: retention::Cutoffs,
+        batch: usize,
+    ) -> Result<retention::Swept, QueryError>;
     /// `embedded` or `neo4j`.
     fn backend(&self) -> &'static str;
 }
@@ -260,6 +341,13 @@ pub async fn open(
     let path = config.database_path();
     let Some(settings) = &config.neo4j else {
         let store = SqliteStore::open(&path, Destination::History, config.outbox_limit)?;
+        retention::spawn(
+            store.clone(),
+            store.clone(),
+            config.history_retention_days,
+            config.audit_retention_days,
+            shutdown.clone(),
+        );
         return Ok((store.clone(), store, None));
     };
     let store = SqliteStore::open(&path, Destination::Outbox, config.outbox_limit)?;
@@ -295,6 +383,13 @@ pub async fn open(
     });
     let stats = std::sync::Arc::new(shipper::ShipperStats::default());
     shipper::spawn(store.clone(), neo4j.clone(), stats, shutdown.clone());
+    retention::spawn(
+        neo4j.clone(),
+        store.clone(),
+        config.history_retention_days,
+        config.audit_retention_days,
+        shutdown.clone(),
+    );
     Ok((store, neo4j.clone(), Some(neo4j)))
 }
 

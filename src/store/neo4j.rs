@@ -14,8 +14,8 @@ use neo4rs::{BoltType, ConfigBuilder, Graph, Query, query};
 use serde_json::{Map, Value};
 
 use super::{
-    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
-    Window,
+    AuditFilter, CodeStats, ExecutionDetail, ExecutionRecord, HistoryFilter, HistoryStore, Page,
+    QueryError, Record, StoredCode, Window,
 };
 use crate::audit::AuditEvent;
 use crate::config::Neo4jSettings;
@@ -24,6 +24,7 @@ use crate::cypher_guard::PlanOperator;
 const SCHEMA: &str = include_str!("../../cypher/schema.cypher");
 const SHIP_EXECUTIONS: &str = include_str!("../../cypher/ship_executions.cypher");
 const SHIP_AUDIT: &str = include_str!("../../cypher/ship_audit.cypher");
+const SHIP_CODE: &str = include_str!("../../cypher/ship_code.cypher");
 const CODE_STATS: &str = include_str!("../../cypher/code_stats.cypher");
 
 /// How long one Neo4j operation may take before it counts as a failure.
@@ -215,17 +216,24 @@ impl Neo4jStore {
 
     /// Write `records` in one transaction (idempotent: MERGE on id).
     pub async fn ship(&self, records: &[Record]) -> anyhow::Result<()> {
-        let (mut executions, mut audits) = (Vec::new(), Vec::new());
+        let (mut executions, mut audits, mut code) = (Vec::new(), Vec::new(), Vec::new());
         for record in records {
             match record {
                 Record::Execution(r) => executions.push(serde_json::to_value(r)?),
                 Record::Audit(e) => audits.push(serde_json::to_value(e)?),
+                Record::Code(c) => code.push(serde_json::to_value(c)?),
             }
         }
         let executions = bolt(Value::Array(executions))?;
         let audits = bolt(Value::Array(audits))?;
+        let code = (!code.is_empty())
+            .then(|| bolt(Value::Array(code)))
+            .transpose()?;
         self.guarded("ship", async {
             let mut txn = self.graph.start_txn().await?;
+            if let Some(code) = code {
+                txn.run(query(SHIP_CODE).param("rows", code)).await?;
+            }
             txn.run(query(SHIP_EXECUTIONS).param("rows", executions))
                 .await?;
             txn.run(query(SHIP_AUDIT).param("rows", audits)).await?;
@@ -334,6 +342,138 @@ impl Neo4jStore {
         })
     }
 
+    /// The knowledge graph's schema (`graph_schema`): Neo4j's catalogue of labels,
+    /// types, constraints and indexes, and the property keys of at most `sample` nodes
+    /// per label and `sample` relationships per type; the record is filtered out by
+    /// [`super::graph_schema::RawSchema::into_schema`].
+    pub async fn knowledge_graph_schema(
+        &self,
+        sample: usize,
+    ) -> anyhow::Result<super::graph_schema::GraphSchema> {
+        use super::graph_schema::{RawSchema, RelationshipSchema, SchemaRule};
+        let counts = self.knowledge_graph_counts().await?;
+        // Per label and per type, so a small label is described even beside a large
+        // one: one label (type) scan each, at most `sample` entities each, in one query.
+        let labels = &counts.labels[..counts.labels.len().min(SCHEMA_NAMES)];
+        let types = &counts.relationship_types[..counts.relationship_types.len().min(SCHEMA_NAMES)];
+        let names_cut =
+            labels.len() < counts.labels.len() || types.len() < counts.relationship_types.len();
+        let node_rows = if labels.is_empty() {
+            Vec::new()
+        } else {
+            let branches: Vec<String> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, label)| {
+                    format!(
+                        "MATCH (n:GraphNode:{}) WITH n LIMIT {sample} \
+                         UNWIND keys(n) AS key RETURN $names[{i}] AS label, \
+                         collect(DISTINCT key) AS keys",
+                        quoted(label)
+                    )
+                })
+                .collect();
+            let q = query(&format!(
+                "CALL {{ {} }} RETURN label, keys",
+                branches.join(" UNION ALL ")
+            ))
+            .param("names", labels.to_vec());
+            self.read_rows(q, usize::MAX).await?.0
+        };
+        let rel_rows = if types.is_empty() {
+            Vec::new()
+        } else {
+            let branches: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(i, rel_type)| {
+                    format!(
+                        "MATCH (a:GraphNode)-[r:{}]->(b:GraphNode) WITH a, r, b LIMIT {sample} \
+                         RETURN $names[{i}] AS type, collect(DISTINCT labels(a)) AS starts, \
+                         collect(DISTINCT labels(b)) AS ends, collect(DISTINCT keys(r)) AS keys",
+                        quoted(rel_type)
+                    )
+                })
+                .collect();
+            let q = query(&format!(
+                "CALL {{ {} }} RETURN type, starts, ends, keys",
+                branches.join(" UNION ALL ")
+            ))
+            .param("names", types.to_vec());
+            self.read_rows(q, usize::MAX).await?.0
+        };
+        let (constraint_rows, _) = self
+            .read_rows(
+                query("SHOW CONSTRAINTS YIELD name, type, entityType, labelsOrTypes, properties"),
+                SCHEMA_RULES,
+            )
+            .await?;
+        let (index_rows, _) = self
+            .read_rows(
+                query(
+                    "SHOW INDEXES YIELD name, type, entityType, labelsOrTypes, properties, \
+                     state, owningConstraint",
+                ),
+                SCHEMA_RULES,
+            )
+            .await?;
+        let text = |row: &Map<String, Value>, key: &str| {
+            row.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        let flat = |row: &Map<String, Value>, key: &str| -> Vec<String> {
+            fn strings(value: &Value, out: &mut Vec<String>) {
+                match value {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            if let Some(value) = row.get(key) {
+                strings(value, &mut out);
+            }
+            out
+        };
+        let rule = |row: &Map<String, Value>| SchemaRule {
+            name: text(row, "name"),
+            rule_type: text(row, "type"),
+            entity_type: text(row, "entityType"),
+            labels_or_types: flat(row, "labelsOrTypes"),
+            properties: flat(row, "properties"),
+            state: row.get("state").and_then(Value::as_str).map(str::to_owned),
+            owning_constraint: row
+                .get("owningConstraint")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let raw = RawSchema {
+            labels: counts.labels,
+            relationship_types: counts.relationship_types,
+            node_keys: node_rows
+                .iter()
+                .map(|row| (text(row, "label"), flat(row, "keys")))
+                .collect(),
+            relationship_keys: rel_rows
+                .iter()
+                .map(|row| RelationshipSchema {
+                    rel_type: text(row, "type"),
+                    start_labels: flat(row, "starts"),
+                    end_labels: flat(row, "ends"),
+                    property_keys: flat(row, "keys"),
+                })
+                .collect(),
+            constraints: constraint_rows.iter().map(rule).collect(),
+            indexes: index_rows.iter().map(rule).collect(),
+            node_count: counts.nodes,
+            relationship_count: counts.relationships,
+            names_cut,
+        };
+        Ok(raw.into_schema(sample))
+    }
+
     /// Run a write query (graph_upsert) in one transaction. The statements are
     /// idempotent (MERGE), so a transaction Neo4j ended for a reason it calls transient
     /// (a deadlock, a lock wait past its timeout while a schema change ran) is retried in
@@ -435,6 +575,16 @@ pub struct Explained {
     pub kind: QueryKind,
     /// The operator tree (absent if Neo4j sent none).
     pub plan: Option<PlanOperator>,
+}
+
+/// Most constraints or indexes `graph_schema` reads (sandgraph creates a dozen).
+const SCHEMA_RULES: usize = 1000;
+/// Most labels (and, separately, relationship types) `graph_schema` samples.
+const SCHEMA_NAMES: usize = 200;
+
+/// A label or type as a Cypher identifier: backquoted, backquotes doubled.
+fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 /// Counts of the knowledge graph (`/metrics/graph`).
@@ -753,16 +903,70 @@ impl HistoryStore for Neo4jStore {
         .await
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
-        let q = query("MATCH (x:Execution {id: $id}) RETURN x {.*} AS x").param("id", id);
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
+        let q = query(
+            "MATCH (x:Execution {id: $id}) OPTIONAL MATCH (x)-[:OF]->(c:Code) \
+             WHERE c.source IS NOT NULL RETURN x {.*} AS x, c {.*} AS c",
+        )
+        .param("id", id);
+        let (mut rows, _) = self
+            .read_rows(q, 1)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        let Some(mut row) = rows.pop() else {
+            return Ok(None);
+        };
+        let record = serde_json::from_value(row.remove("x").unwrap_or(Value::Null))
+            .map_err(|e| QueryError::Unavailable(e.into()))?;
+        let code = match row.remove("c") {
+            None | Some(Value::Null) => None,
+            Some(c) => {
+                Some(serde_json::from_value(c).map_err(|e| QueryError::Unavailable(e.into()))?)
+            }
+        };
+        Ok(Some(ExecutionDetail { record, code }))
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        let q = query("MATCH (c:Code {hash: $hash}) WHERE c.source IS NOT NULL RETURN c {.*} AS c")
+            .param("hash", hash);
         let (mut rows, _) = self
             .read_rows(q, 1)
             .await
             .map_err(QueryError::Unavailable)?;
         rows.pop()
-            .and_then(|mut row| row.remove("x"))
+            .and_then(|mut row| row.remove("c"))
             .map(|v| serde_json::from_value(v).map_err(|e| QueryError::Unavailable(e.into())))
             .transpose()
+    }
+
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        // Both forms are answered from an index: the id constraint's range index
+        // (STARTS WITH) or the ts index (newest first).
+        let cypher = if prefix.is_empty() {
+            "MATCH (x:Execution) WHERE x.ts IS NOT NULL WITH x ORDER BY x.ts DESC LIMIT $limit RETURN x.id AS key"
+        } else {
+            "MATCH (x:Execution) WHERE x.id STARTS WITH $prefix WITH x ORDER BY x.id LIMIT $limit RETURN x.id AS key"
+        };
+        self.keys(cypher, prefix, limit).await
+    }
+
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        self.keys(
+            "MATCH (c:Code) WHERE c.hash STARTS WITH $prefix AND c.source IS NOT NULL \
+             WITH c ORDER BY c.hash LIMIT $limit RETURN c.hash AS key",
+            prefix,
+            limit,
+        )
+        .await
     }
 
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
@@ -798,6 +1002,12 @@ impl HistoryStore for Neo4jStore {
         eq(&mut conditions, &mut params, "decision", &filter.event_type);
         eq(&mut conditions, &mut params, "endpoint", &filter.endpoint);
         eq(&mut conditions, &mut params, "outcome", &filter.outcome);
+        eq(
+            &mut conditions,
+            &mut params,
+            "request_id",
+            &filter.request_id,
+        );
         self.page(
             "AuditEvent",
             conditions,
@@ -808,8 +1018,101 @@ impl HistoryStore for Neo4jStore {
         .await
     }
 
+    async fn delete_expired(
+        &self,
+        cutoffs: super::retention::Cutoffs,
+        batch: usize,
+    ) -> Result<super::retention::Swept, QueryError> {
+        let mut swept = super::retention::Swept::default();
+        if let Some(before) = cutoffs.executions_before {
+            swept.executions = self
+                .drain(
+                    "MATCH (x:Execution) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+            // Code nodes whose every record is gone (a Code node and its first record
+            // are shipped in one transaction, so none is briefly unlinked).
+            swept.code = self
+                .drain(
+                    "MATCH (x:Code) WHERE NOT (x)<-[:OF]-() AND $before IS NOT NULL \
+                     WITH x LIMIT $chunk \
+                     CALL { WITH x DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        if let Some(before) = cutoffs.audit_before {
+            swept.audit_events = self
+                .drain(
+                    "MATCH (x:AuditEvent) WHERE x.ts < $before WITH x LIMIT $chunk \
+                     CALL { WITH x DETACH DELETE x } IN TRANSACTIONS OF $batch ROWS \
+                     RETURN count(*) AS n",
+                    before,
+                    batch,
+                )
+                .await?;
+        }
+        Ok(swept)
+    }
+
     fn backend(&self) -> &'static str {
         "neo4j"
+    }
+}
+
+impl Neo4jStore {
+    /// Run a retention statement (an auto-commit query whose `CALL { ... } IN
+    /// TRANSACTIONS` commits every `batch` rows) in chunks of ten batches, each well inside
+    /// the operation timeout, until a chunk comes back short; the rows it deleted.
+    async fn drain(&self, cypher: &str, before: i64, batch: usize) -> Result<u64, QueryError> {
+        let chunk = (batch * 10) as i64;
+        let mut total = 0;
+        loop {
+            let q = query(cypher)
+                .param("before", before)
+                .param("chunk", chunk)
+                .param("batch", batch as i64);
+            let deleted = self
+                .guarded("retention", async {
+                    let mut rows = self.graph.execute(q).await?;
+                    let row = rows.next().await?;
+                    Ok(row.and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0))
+                })
+                .await
+                .map_err(QueryError::Unavailable)?;
+            total += deleted.max(0) as u64;
+            if deleted < chunk {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn keys(
+        &self,
+        cypher: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        let q = query(cypher)
+            .param("prefix", prefix)
+            .param("limit", limit as i64);
+        let (rows, _) = self
+            .read_rows(q, limit)
+            .await
+            .map_err(QueryError::Unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|mut row| match row.remove("key") {
+                Some(Value::String(key)) => Some(key),
+                _ => None,
+            })
+            .collect())
     }
 }
 

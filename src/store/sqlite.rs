@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::oneshot;
 
 use super::{
-    AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, HistoryStore, Page, QueryError, Record,
-    Window, median,
+    AuditFilter, CodeStats, ExecutionDetail, ExecutionRecord, HistoryFilter, HistoryStore, Page,
+    QueryError, Record, StoredCode, Window, median,
 };
 use crate::audit::AuditEvent;
 
@@ -43,8 +43,35 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_ts ON audit_events (ts, id);
 CREATE INDEX IF NOT EXISTS audit_caller_ts ON audit_events (caller_id, ts, id);
 CREATE INDEX IF NOT EXISTS audit_decision_ts ON audit_events (decision, ts, id);
+CREATE TABLE IF NOT EXISTS code (
+    hash TEXT PRIMARY KEY, ts INTEGER NOT NULL, language TEXT, bytes INTEGER NOT NULL,
+    source TEXT NOT NULL, tests TEXT);
+CREATE INDEX IF NOT EXISTS code_ts ON code (ts);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 ";
+
+/// Bytes of outbox records read for one Neo4j transaction (at least one record).
+const OUTBOX_BATCH_BYTES: usize = 8 << 20;
+
+/// Bring a database written by an older sandgraph up to [`SCHEMA`]: audit events gained
+/// a `request_id` column (the audit trail of one call), filled from the stored bodies.
+fn migrate(connection: &Connection) -> anyhow::Result<()> {
+    let has_request_id: bool = connection
+        .prepare("SELECT 1 FROM pragma_table_info('audit_events') WHERE name = 'request_id'")?
+        .exists([])?;
+    if !has_request_id {
+        connection.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE audit_events ADD COLUMN request_id TEXT;
+             UPDATE audit_events SET request_id = json_extract(body, '$.request_id');
+             COMMIT;",
+        )?;
+    }
+    connection.execute_batch(
+        "CREATE INDEX IF NOT EXISTS audit_request ON audit_events (request_id, ts, id);",
+    )?;
+    Ok(())
+}
 
 struct Job {
     records: Vec<Record>,
@@ -69,13 +96,24 @@ pub struct SqliteStore {
     destination: Destination,
     outbox_limit: u64,
     outbox_depth: Arc<AtomicU64>,
+    recent_code: Mutex<lru::LruCache<String, std::time::Instant>>,
+    path: std::path::PathBuf,
 }
+
+/// Code hashes whose source this process committed lately are not written again (the
+/// store keeps one copy per hash anyway; this saves re-sending the text with every
+/// repeated run). An entry is trusted for an hour, far below the shortest retention
+/// period (a day), so a hash seen here still has a live record and its text was not
+/// swept as unreferenced.
+const RECENT_CODE_ENTRIES: usize = 10_000;
+const RECENT_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     let connection =
         Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
+    migrate(&connection)?;
     // Every acknowledged call must survive a crash: full fsync at each (group) commit.
     connection.execute_batch("PRAGMA synchronous = FULL;")?;
     Ok(connection)
@@ -102,16 +140,31 @@ fn insert(
             )?
             .execute(params![r.id, r.ts, r.caller_id, r.tool, r.language, r.code_hash, r.outcome, r.duration_seconds, body])?;
         }
+        (Destination::History, Record::Code(c)) => {
+            // Once per hash: the first record that carries a hash writes its text.
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO code (hash, ts, language, bytes, source, tests)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                c.hash,
+                crate::audit::now().1,
+                c.language,
+                c.bytes as i64,
+                c.source,
+                c.tests
+            ])?;
+        }
         (Destination::History, Record::Audit(e)) => {
             let body = serde_json::to_string(e).unwrap_or_default();
             let decision = serde_json::to_value(e.decision)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned));
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO audit_events (id, ts, caller_id, endpoint, decision, outcome, body, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body])?;
+            .execute(params![e.id, e.ts, e.caller_id, e.endpoint, decision, e.outcome, body, e.request_id])?;
         }
     }
     Ok(())
@@ -190,6 +243,11 @@ impl SqliteStore {
             destination,
             outbox_limit,
             outbox_depth,
+            path: path.to_owned(),
+            recent_code: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(RECENT_CODE_ENTRIES)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         }))
     }
 
@@ -235,6 +293,35 @@ impl SqliteStore {
         }
     }
 
+    /// Whether this process committed the source of `hash` within the last hour.
+    pub fn code_recently_stored(&self, hash: &str) -> bool {
+        let mut recent = self.recent_code.lock().unwrap_or_else(|e| e.into_inner());
+        match recent.get(hash) {
+            Some(at) if at.elapsed() < RECENT_CODE_TTL => true,
+            Some(_) => {
+                recent.pop(hash);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Note that the source of `hash` was committed.
+    pub fn remember_code(&self, hash: String) {
+        self.recent_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(hash, std::time::Instant::now());
+    }
+
+    /// Forget every hash noted (after retention deleted source texts).
+    pub fn forget_recent_code(&self) {
+        self.recent_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Records waiting in the outbox.
     pub fn outbox_depth(&self) -> u64 {
         self.outbox_depth.load(Ordering::Acquire)
@@ -245,7 +332,8 @@ impl SqliteStore {
         self.outbox_limit
     }
 
-    /// The oldest `limit` outbox records with their sequence numbers.
+    /// The oldest `limit` outbox records with their sequence numbers, stopping early
+    /// once they hold [`OUTBOX_BATCH_BYTES`] (source texts can be large).
     pub fn outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<(i64, Record)>> {
         let connection = self.reader();
         let mut statement =
@@ -253,9 +341,13 @@ impl SqliteStore {
         let rows = statement.query_map(params![limit as i64], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
         })?;
-        let mut out = Vec::new();
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
         for row in rows {
+            if bytes >= OUTBOX_BATCH_BYTES {
+                break;
+            }
             let (seq, body) = row?;
+            bytes += body.len();
             match serde_json::from_str(&body) {
                 Ok(record) => out.push((seq, record)),
                 Err(err) => tracing::error!(seq, error = %err, "unreadable outbox record skipped"),
@@ -267,18 +359,24 @@ impl SqliteStore {
     /// When the oldest record waiting in the outbox was made (epoch milliseconds), if
     /// any waits (blocking: off the async workers).
     pub fn outbox_oldest_ts(&self) -> anyhow::Result<Option<i64>> {
+        // A source text carries no time of its own; it is committed with (just before)
+        // the record that uses it, so the first timed record among the oldest few is
+        // the oldest.
         let connection = self.reader();
-        let body: Option<String> = connection
-            .query_row("SELECT body FROM outbox ORDER BY seq LIMIT 1", [], |row| {
-                row.get(0)
-            })
-            .optional()?;
-        Ok(body
-            .and_then(|body| serde_json::from_str::<Record>(&body).ok())
-            .map(|record| match record {
-                Record::Execution(execution) => execution.ts,
-                Record::Audit(event) => event.ts,
-            }))
+        let mut statement =
+            connection.prepare_cached("SELECT body FROM outbox ORDER BY seq LIMIT 4")?;
+        let bodies = statement.query_map([], |row| row.get::<_, String>(0))?;
+        for body in bodies {
+            let ts = match serde_json::from_str::<Record>(&body?) {
+                Ok(Record::Execution(execution)) => Some(execution.ts),
+                Ok(Record::Audit(event)) => Some(event.ts),
+                Ok(Record::Code(_)) | Err(_) => None,
+            };
+            if ts.is_some() {
+                return Ok(ts);
+            }
+        }
+        Ok(None)
     }
 
     /// Forget outbox records up to and including `seq` (after Neo4j committed them).
@@ -365,6 +463,53 @@ fn eq(
     }
 }
 
+/// Retention on its own connection, one bounded transaction per batch with a pause
+/// between, so the writer thread waits at most one batch for the lock.
+fn delete_expired_now(
+    path: &Path,
+    cutoffs: super::retention::Cutoffs,
+    batch: usize,
+) -> Result<super::retention::Swept, QueryError> {
+    let connection = open_connection(path).map_err(QueryError::Unavailable)?;
+    let mut swept = super::retention::Swept::default();
+    let drain = |sql: &str, before: i64| -> Result<u64, QueryError> {
+        let mut total = 0;
+        loop {
+            let deleted = connection
+                .execute(sql, params![before, batch as i64])
+                .map_err(unavailable)? as u64;
+            total += deleted;
+            if deleted < batch as u64 {
+                return Ok(total);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    if let Some(before) = cutoffs.executions_before {
+        swept.executions = drain(
+            "DELETE FROM executions WHERE rowid IN
+             (SELECT rowid FROM executions WHERE ts < ?1 LIMIT ?2)",
+            before,
+        )?;
+        // A text whose every record is gone. (A text and its first record are committed
+        // together, so none is ever briefly unreferenced.)
+        swept.code = drain(
+            "DELETE FROM code WHERE hash IN
+             (SELECT c.hash FROM code c WHERE ?1 IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.code_hash = c.hash) LIMIT ?2)",
+            before,
+        )?;
+    }
+    if let Some(before) = cutoffs.audit_before {
+        swept.audit_events = drain(
+            "DELETE FROM audit_events WHERE rowid IN
+             (SELECT rowid FROM audit_events WHERE ts < ?1 LIMIT ?2)",
+            before,
+        )?;
+    }
+    Ok(swept)
+}
+
 /// The history reads, synchronous; [`HistoryStore`] runs them off the async workers.
 impl SqliteStore {
     fn execution_history_now(
@@ -387,22 +532,80 @@ impl SqliteStore {
         )
     }
 
-    fn get_execution_now(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    fn get_execution_now(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
         let connection = self.reader();
-        let body: Option<String> = connection
+        let row: Option<(String, Option<String>)> = connection
             .query_row(
-                "SELECT body FROM executions WHERE id = ?1",
+                "SELECT e.body, c.hash FROM executions e LEFT JOIN code c ON c.hash = e.code_hash
+                 WHERE e.id = ?1",
                 params![id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
+            .optional()
             .map_err(unavailable)?;
-        body.map(|b| serde_json::from_str(&b).map_err(unavailable))
-            .transpose()
+        drop(connection);
+        let Some((body, hash)) = row else {
+            return Ok(None);
+        };
+        let record: ExecutionRecord = serde_json::from_str(&body).map_err(unavailable)?;
+        let code = match hash {
+            Some(hash) => self.get_code_now(&hash)?,
+            None => None,
+        };
+        Ok(Some(ExecutionDetail { record, code }))
+    }
+
+    fn get_code_now(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        self.reader()
+            .prepare_cached("SELECT hash, language, bytes, source, tests FROM code WHERE hash = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![hash], |r| {
+                        Ok(StoredCode {
+                            hash: r.get(0)?,
+                            language: r.get(1)?,
+                            bytes: r.get::<_, i64>(2)? as u64,
+                            source: r.get(3)?,
+                            tests: r.get(4)?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(unavailable)
+    }
+
+    /// Keys of `table.column` starting with `prefix` (a range scan of its index), or the
+    /// newest ones when `prefix` is empty.
+    fn complete_now(
+        &self,
+        table: &str,
+        column: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        let connection = self.reader();
+        let (sql, values) = if prefix.is_empty() {
+            (
+                format!("SELECT {column} FROM {table} ORDER BY ts DESC LIMIT {limit}"),
+                Vec::new(),
+            )
+        } else {
+            // `>= prefix AND < prefix + U+10FFFF` is the index-friendly `LIKE 'prefix%'`.
+            (
+                format!(
+                    "SELECT {column} FROM {table} WHERE {column} >= ?1 AND {column} < ?2 ORDER BY {column} LIMIT {limit}"
+                ),
+                vec![
+                    SqlValue::Text(prefix.to_owned()),
+                    SqlValue::Text(format!("{prefix}\u{10FFFF}")),
+                ],
+            )
+        };
+        let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+        let rows = statement
+            .query_map(params_from_iter(values), |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)
     }
 
     fn code_stats_now(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
@@ -462,6 +665,12 @@ impl SqliteStore {
         eq(&mut conditions, &mut values, "decision", &filter.event_type);
         eq(&mut conditions, &mut values, "endpoint", &filter.endpoint);
         eq(&mut conditions, &mut values, "outcome", &filter.outcome);
+        eq(
+            &mut conditions,
+            &mut values,
+            "request_id",
+            &filter.request_id,
+        );
         self.query_page(
             "audit_events",
             conditions,
@@ -481,8 +690,28 @@ impl HistoryStore for SqliteStore {
         super::blocking(|| self.execution_history_now(filter))
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionDetail>, QueryError> {
         super::blocking(|| self.get_execution_now(id))
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<StoredCode>, QueryError> {
+        super::blocking(|| self.get_code_now(hash))
+    }
+
+    async fn complete_execution_ids(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        super::blocking(|| self.complete_now("executions", "id", prefix, limit))
+    }
+
+    async fn complete_code_hashes(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        super::blocking(|| self.complete_now("code", "hash", prefix, limit))
     }
 
     async fn code_stats(&self, code_hash: &str) -> Result<CodeStats, QueryError> {
@@ -491,6 +720,17 @@ impl HistoryStore for SqliteStore {
 
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Page<AuditEvent>, QueryError> {
         super::blocking(|| self.audit_log_now(filter))
+    }
+
+    async fn delete_expired(
+        &self,
+        cutoffs: super::retention::Cutoffs,
+        batch: usize,
+    ) -> Result<super::retention::Swept, QueryError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || delete_expired_now(&path, cutoffs, batch))
+            .await
+            .map_err(unavailable)?
     }
 
     fn backend(&self) -> &'static str {

@@ -9,7 +9,7 @@ use super::workspace::{FileInput, FilesOut, input_files, tool_error, wants_pictu
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolResponse, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolResponse, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, RunDir, RunOutput, SandboxLimits};
 use crate::workspace::InputFile;
 
@@ -317,6 +317,10 @@ impl Tool for ExecuteCode {
 
     fn spec(&self) -> &'static ToolSpec {
         &SPEC
+    }
+
+    fn source(&self, request: &ExecuteRequest) -> Option<Source> {
+        Some(Source::code(&request.code))
     }
 
     async fn run(

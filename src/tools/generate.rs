@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::{ToolError, Tools, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 
 /// Template instructions one render may execute: far beyond any real code template,
 /// far below a loop of a billion iterations.
@@ -215,6 +215,10 @@ impl Tool for GenerateCode {
 
     fn spec(&self) -> &'static ToolSpec {
         &GENERATECODE_SPEC
+    }
+
+    fn source(&self, request: &GenerateRequest) -> Option<Source> {
+        Some(Source::code(&request.template))
     }
 
     async fn run(

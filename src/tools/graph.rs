@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::{ToolError, Tools, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 use crate::cypher_guard::{
     GraphScope, Refused, TextRefusal, check_text, is_record_label, is_record_relationship_type,
 };
@@ -183,7 +183,7 @@ fn check_reserved(
     Ok(())
 }
 
-fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
+pub(super) fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
     tools.neo4j.as_deref().ok_or_else(|| {
         ToolError::invalid(
             "store",
@@ -192,7 +192,7 @@ fn neo4j(tools: &Tools) -> Result<&Neo4jStore, ToolError> {
     })
 }
 
-fn unavailable(err: anyhow::Error) -> ToolError {
+pub(super) fn unavailable(err: anyhow::Error) -> ToolError {
     ToolError::Busy {
         detail: format!("Neo4j unavailable: {err:#}"),
     }
@@ -396,6 +396,10 @@ impl Tool for GraphQuery {
 
     fn spec(&self) -> &'static ToolSpec {
         &GRAPHQUERY_SPEC
+    }
+
+    fn source(&self, request: &GraphQueryRequest) -> Option<Source> {
+        Some(Source::code(&request.cypher))
     }
 
     async fn run(

@@ -9,7 +9,9 @@ use super::{ToolError, Tools};
 use crate::audit::{AuditEvent, CallContext};
 use crate::auth::Endpoint;
 use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolResponse, ToolSpec};
-use crate::store::{AuditFilter, CodeStats, ExecutionRecord, HistoryFilter, Page, QueryError};
+use crate::store::{
+    AuditFilter, CodeStats, ExecutionDetail, ExecutionRecord, HistoryFilter, Page, QueryError,
+};
 
 impl From<QueryError> for ToolError {
     fn from(err: QueryError) -> Self {
@@ -23,7 +25,7 @@ impl From<QueryError> for ToolError {
 }
 
 impl<T> ToolResponse for Page<T> {}
-impl ToolResponse for ExecutionRecord {}
+impl ToolResponse for ExecutionDetail {}
 impl ToolResponse for CodeStats {}
 
 /// Arguments of `get_execution`.
@@ -87,7 +89,8 @@ pub struct GetExecution;
 pub static GET_EXECUTION_SPEC: ToolSpec = ToolSpec {
     name: "get_execution",
     title: "One recorded run",
-    description: "Fetch one recorded run by its id (developer role or higher).",
+    description: "Fetch one recorded run by its id, with the source text it ran in `code` \
+(when the server keeps source: see `source_kept`) (developer role or higher).",
     endpoint: Endpoint::History,
     hints: Hints::READ_ONLY,
     rest: RestRoute {
@@ -100,7 +103,7 @@ pub static GET_EXECUTION_SPEC: ToolSpec = ToolSpec {
 #[async_trait::async_trait]
 impl Tool for GetExecution {
     type Request = GetExecutionRequest;
-    type Response = ExecutionRecord;
+    type Response = ExecutionDetail;
 
     fn spec(&self) -> &'static ToolSpec {
         &GET_EXECUTION_SPEC
@@ -111,7 +114,7 @@ impl Tool for GetExecution {
         tools: &Tools,
         _ctx: &CallContext,
         request: GetExecutionRequest,
-    ) -> Result<ExecutionRecord, ToolError> {
+    ) -> Result<ExecutionDetail, ToolError> {
         tools
             .history
             .get_execution(&request.id)
@@ -179,7 +182,7 @@ pub static AUDIT_LOG_SPEC: ToolSpec = ToolSpec {
     title: "Audit log",
     description: "Audit events, newest first (admin only): who called what, allowed, denied, \
 rate-limited or served from cache, and how it ended. Filters: caller, event_type, endpoint, \
-outcome, since/until.",
+outcome, request_id, since/until.",
     endpoint: Endpoint::AuditLog,
     hints: Hints::READ_ONLY,
     rest: RestRoute {

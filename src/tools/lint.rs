@@ -10,7 +10,7 @@ use super::execute::parse_language;
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language};
 
 /// How long linting may take: it runs no user code, so only pathological input is slow.
@@ -264,6 +264,10 @@ impl Tool for LintCode {
 
     fn spec(&self) -> &'static ToolSpec {
         &LINTCODE_SPEC
+    }
+
+    fn source(&self, request: &LintRequest) -> Option<Source> {
+        Some(Source::code(&request.code))
     }
 
     async fn run(

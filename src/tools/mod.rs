@@ -6,6 +6,7 @@
 pub mod execute;
 pub mod generate;
 pub mod graph;
+pub mod graph_schema;
 pub mod history;
 pub mod lint;
 pub mod prompts;
@@ -181,6 +182,7 @@ pub(crate) fn base_record(ctx: &CallContext, tool: &str, id: &str) -> ExecutionR
         limits: None,
         stdout: None,
         stderr: None,
+        source_kept: None,
     }
 }
 

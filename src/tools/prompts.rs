@@ -76,6 +76,12 @@ const ENTRIES: &[Entry] = &[
         body: workspaces_text,
     },
     Entry {
+        slug: "knowledge-graph",
+        title: "Querying the knowledge graph",
+        description: "Call graph_schema first, then write Cypher for graph_query; grow the graph with graph_upsert.",
+        body: |_| GRAPH.to_owned(),
+    },
+    Entry {
         slug: "history-and-audit",
         title: "History and audit model",
         description: "What sandgraph records about every call and who may read it.",
@@ -83,10 +89,60 @@ const ENTRIES: &[Entry] = &[
     },
 ];
 
+/// The replaced platform's prompt catalogue, under its own slugs so its clients keep
+/// working (`GET /prompts/proceed`, ...): our own text for the same purposes.
+const WORKFLOW: &[Entry] = &[
+    Entry {
+        slug: "proceed",
+        title: "Proceed with the task",
+        description: "Carry on with the task in small, verified steps using the sandbox tools.",
+        body: |_| PROCEED.to_owned(),
+    },
+    Entry {
+        slug: "evaluate",
+        title: "Evaluate a result",
+        description: "Judge whether a result meets the task, with evidence from runs, lint and tests.",
+        body: |_| EVALUATE.to_owned(),
+    },
+    Entry {
+        slug: "real-a",
+        title: "Real-world assessment",
+        description: "Assess how the work holds up outside the sandbox: real inputs, scale, failure, users.",
+        body: |_| REAL_WORLD.to_owned(),
+    },
+    Entry {
+        slug: "test-a",
+        title: "Test assessment",
+        description: "Assess the tests themselves: what they cover, what they miss, whether they can fail.",
+        body: |_| TEST_ASSESSMENT.to_owned(),
+    },
+    Entry {
+        slug: "improve",
+        title: "Improve code",
+        description: "Make code better where it matters (correctness first), proving each change with a run.",
+        body: |_| IMPROVE.to_owned(),
+    },
+    Entry {
+        slug: "clean",
+        title: "Clean up code",
+        description: "Tidy code without changing behaviour: lint clean, dead code gone, names that explain.",
+        body: |_| CLEAN.to_owned(),
+    },
+    Entry {
+        slug: "synthesize",
+        title: "Synthesize findings",
+        description: "Pull results, runs and notes together into one short, sourced conclusion.",
+        body: |_| SYNTHESIZE.to_owned(),
+    },
+];
+
+fn entries() -> impl Iterator<Item = &'static Entry> {
+    ENTRIES.iter().chain(WORKFLOW)
+}
+
 /// Every prompt's listing.
 pub fn list() -> Vec<PromptSummary> {
-    ENTRIES
-        .iter()
+    entries()
         .map(|e| PromptSummary {
             slug: e.slug,
             title: e.title,
@@ -97,7 +153,7 @@ pub fn list() -> Vec<PromptSummary> {
 
 /// One prompt, with limits filled in from the server's configuration.
 pub fn get(slug: &str, config: &Config) -> Option<Prompt> {
-    ENTRIES.iter().find(|e| e.slug == slug).map(|e| Prompt {
+    entries().find(|e| e.slug == slug).map(|e| Prompt {
         slug: e.slug,
         title: e.title,
         description: e.description,
@@ -252,6 +308,97 @@ name.\n\
 - Rendering has a time budget and a 1 MiB output cap.\n\
 - Filters: the usual Jinja2 ones (`join`, `upper`, `replace`, `tojson`, `indent`, ...).\n";
 
+const GRAPH: &str = "# The knowledge graph\n\n\
+**Call `graph_schema` first.** It lists the labels in use (each with its property keys), the \
+relationship types (with the labels they join and their property keys), and the constraints \
+and indexes, so you can write Cypher that matches the data instead of guessing.\n\n\
+- Every node `graph_upsert` wrote carries the label `GraphNode` and a unique `key`, plus its \
+own labels. Start a query from a label: `MATCH (p:Person {key: $key})-[:KNOWS]->(f) RETURN f`; \
+pass values as `parameters`, never spliced into the text.\n\
+- `graph_query` is read-only and returns at most 1000 rows (`truncated` says when it cut): \
+aggregate (`count`, `collect`) or add `LIMIT` rather than fetching everything.\n\
+- Queries over every node (`MATCH (n)`), procedures, `SHOW` commands and sandgraph's own \
+record are refused with a message saying why.\n\
+- `graph_upsert {nodes: [{key, labels, properties}], relationships: [{start, end, type, \
+properties}]}` merges by key (developer role); names match `^[A-Za-z_][A-Za-z0-9_\\-:]{0,63}$`. \
+Call `graph_schema` again after writing to see the new shape.\n";
+
+const PROCEED: &str = "# Proceed with the task\n\n\
+Carry on from where the work stands, in small steps you can check.\n\n\
+1. Restate in one line what is done and what is next.\n\
+2. Take the smallest next step that produces evidence: write the code, then run it with \
+`execute_code` (or its tests with `run_tests`) before building on it.\n\
+3. Read the whole result: `exit_reason`, `stderr`, `truncated`. A limit (`timeout`, \
+`memory_limit`, `output_limit`) means change the approach, not retry unchanged.\n\
+4. Keep state that must outlast a call in a workspace (`create_workspace`); each call is \
+otherwise a fresh interpreter.\n\
+5. Stop and say so when blocked, naming what is missing, rather than guessing.\n";
+
+const EVALUATE: &str = "# Evaluate a result\n\n\
+Decide whether a result does what the task asked, and show why.\n\n\
+- State the criteria first (the task's own words, then correctness, edge cases, limits).\n\
+- Gather evidence with the tools: run the code on the stated inputs and on edge cases \
+(empty, large, malformed); `run_tests` for the behaviour; `lint_code` for errors a run \
+may not reach.\n\
+- For each criterion: met, not met, or unknown, with the run or test that shows it (its \
+`id` and `code_hash` let a developer find it in the history).\n\
+- End with a verdict (accept / accept with fixes / reject) and the fixes in priority \
+order. Do not call untested behaviour correct.\n";
+
+const REAL_WORLD: &str = "# Real-world assessment\n\n\
+Judge how the work would hold up in use, beyond the happy path the sandbox showed.\n\n\
+- **Inputs**: real data is larger, dirtier and stranger. Try sizes near the limits, \
+Unicode, missing fields, duplicates; say what breaks.\n\
+- **Failure**: what happens when a dependency is slow or down, a file is absent, input is \
+hostile? Errors should be clear and the program should not corrupt state.\n\
+- **Scale and cost**: measure with `execute_code` (`duration_seconds`) at two sizes and \
+extrapolate honestly; name the complexity.\n\
+- **Operation**: configuration, logging, how someone would notice and fix a problem.\n\
+- **People**: who uses it, what they would misunderstand.\n\n\
+Finish with the top risks, each with likelihood, impact and the cheapest mitigation.\n";
+
+const TEST_ASSESSMENT: &str = "# Test assessment\n\n\
+Assess the tests, not the code: would they catch a real bug?\n\n\
+- Run them (`run_tests`) and read per-test outcomes; note any that are skipped or xfail.\n\
+- **Can each test fail?** Break the code on purpose (flip a condition, return a constant) \
+and run again: a test that still passes tests nothing.\n\
+- **Coverage of behaviour**: list the cases the task implies (normal, boundary, empty, \
+error) and mark which a test covers.\n\
+- **Quality**: exact assertions over truthiness, no reliance on timing or ordering, names \
+that say the behaviour, independent tests.\n\n\
+Report the gaps in priority order with a concrete test for each.\n";
+
+const IMPROVE: &str = "# Improve code\n\n\
+Make the code better where it matters, in this order: correct, clear, fast enough.\n\n\
+1. Pin current behaviour first: run it and its tests (`run_tests`), so every change can be \
+checked against them.\n\
+2. Fix bugs and unhandled cases before anything else; add a test for each.\n\
+3. Then clarity: smaller functions, names that explain, early returns, no duplication \
+(`lint_code` reports complexity per function).\n\
+4. Performance only with a measurement showing it matters (`duration_seconds` before and \
+after).\n\
+5. One change at a time, re-running the tests after each. Explain each change in a line.\n";
+
+const CLEAN: &str = "# Clean up code\n\n\
+Tidy the code without changing what it does.\n\n\
+- `lint_code` until it reports no `error` diagnostics and the warnings left are deliberate.\n\
+- Remove dead code, unused imports and variables, commented-out blocks and leftover debug \
+prints.\n\
+- Consistent formatting and naming; constants for magic numbers; docstrings where the why \
+is not obvious.\n\
+- Behaviour must not change: run the tests (`run_tests`) or the program (`execute_code`) \
+before and after and compare the output.\n";
+
+const SYNTHESIZE: &str = "# Synthesize findings\n\n\
+Pull the work together into one conclusion someone can act on.\n\n\
+- Lead with the answer in two or three sentences.\n\
+- Then the evidence: the runs, tests and queries that support it, by `id` or `code_hash`, \
+with the numbers they produced. Separate what was measured from what is inferred.\n\
+- Note disagreements between sources and how they were resolved, and what is still \
+unknown.\n\
+- End with next steps, each small and concrete.\n\
+Keep it short: cut anything that does not change a decision.\n";
+
 const HISTORY: &str = "# History and audit\n\n\
 Every tool call produces an audit event (who called which tool, when, whether it was \
 allowed, denied or rate-limited) and a result record (execution, lint, test or generation: \
@@ -273,5 +420,23 @@ mod tests {
             assert!(prompt.content.starts_with("# "), "{}", summary.slug);
         }
         assert!(get("nope", &Config::default()).is_none());
+    }
+
+    #[test]
+    fn the_replaced_platforms_slugs_are_served() {
+        for slug in [
+            "proceed",
+            "evaluate",
+            "real-a",
+            "test-a",
+            "improve",
+            "clean",
+            "synthesize",
+        ] {
+            assert!(get(slug, &Config::default()).is_some(), "{slug}");
+        }
+        let slugs: Vec<&str> = list().iter().map(|p| p.slug).collect();
+        let unique: std::collections::BTreeSet<&str> = slugs.iter().copied().collect();
+        assert_eq!(slugs.len(), unique.len(), "a slug is listed twice");
     }
 }

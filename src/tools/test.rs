@@ -10,7 +10,7 @@ use super::workspace::{FileInput, FilesOut, input_files};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
-use crate::call::{Hints, RestMethod, RestRoute, Tool, ToolSpec};
+use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
 use crate::sandbox::{ExitReason, Language, LimitOverrides, RunDir, SandboxLimits, ScratchFile};
 use crate::workspace::{InputFile, WorkspacePath};
 
@@ -364,6 +364,13 @@ impl Tool for RunTests {
 
     fn spec(&self) -> &'static ToolSpec {
         &RUNTESTS_SPEC
+    }
+
+    fn source(&self, request: &RunTestsRequest) -> Option<Source> {
+        Some(Source {
+            code: request.code.clone(),
+            tests: request.tests.clone(),
+        })
     }
 
     async fn run(

@@ -154,3 +154,91 @@ pub async fn history_contract(server: &TestServer) {
         "role agent may not call execution_history; it needs developer or higher"
     );
 }
+
+/// The record keeps the source text it ran, once per hash, and `get_execution` returns
+/// it: code, `run_tests`' separate tests, templates. Returns the hash of the code run
+/// twice, for backend-specific checks that it was stored once.
+pub async fn source_contract(server: &TestServer) -> String {
+    let name = format!("src-{}", uuid_like());
+    let dev = client_with_token(&server.create_token("developer", &name));
+    let code = format!("print('{name}')\n");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, run) = post_as(
+            server,
+            &dev,
+            "/execute_code",
+            json!({"code": code, "cache": false}),
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    let module = format!("def answer():\n    return '{name}'\n");
+    let tests = "from solution import answer\n\ndef test_answer():\n    assert answer()\n";
+    let (status, tested) = post_as(
+        server,
+        &dev,
+        "/run_tests",
+        json!({"code": module, "tests": tests}),
+    )
+    .await;
+    assert_eq!(status, 200, "{tested}");
+    let template = format!("{name}: {{{{ who }}}}");
+    let (status, generated) = post_as(
+        server,
+        &dev,
+        "/generate_code",
+        json!({"template": template, "context": {"who": "x"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{generated}");
+    server.wait_shipped(Duration::from_secs(60)).await;
+
+    let mut hash = String::new();
+    for id in &ids {
+        let (status, one) = get_as(server, &dev, &format!("/executions/{id}")).await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["source_kept"], true, "{one}");
+        assert_eq!(one["code"]["source"], code.as_str(), "{one}");
+        assert_eq!(one["code"]["hash"], one["code_hash"]);
+        assert_eq!(one["code"]["bytes"], code.len());
+        assert_eq!(one["code"]["language"], "python");
+        assert!(one["code"]["tests"].is_null());
+        hash = one["code_hash"].as_str().unwrap().to_owned();
+    }
+    let (_, one) = get_as(
+        server,
+        &dev,
+        &format!("/executions/{}", tested["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(one["code"]["source"], module.as_str(), "{one}");
+    assert_eq!(one["code"]["tests"], tests, "{one}");
+    assert_eq!(one["code"]["bytes"], module.len() + tests.len());
+    let (_, one) = get_as(
+        server,
+        &dev,
+        &format!("/executions/{}", generated["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(one["code"]["source"], template.as_str(), "{one}");
+    hash
+}
+
+/// With `SANDGRAPH_STORE_SOURCE=false` the record keeps the hash only and says so.
+pub async fn source_off_contract(server: &TestServer) {
+    let code = format!("print('off-{}')\n", uuid_like());
+    let run = server.execute(json!({"code": code})).await;
+    server.wait_shipped(Duration::from_secs(60)).await;
+    let (status, one) = get_as(
+        server,
+        &server.http,
+        &format!("/executions/{}", run["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["source_kept"], false, "{one}");
+    assert!(one["code"].is_null(), "{one}");
+    assert_eq!(one["code_hash"], run["code_hash"]);
+}

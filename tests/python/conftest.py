@@ -1,5 +1,6 @@
 """Fixtures for the MCP-client tests: the real `sandgraph` binary, started per test."""
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -51,6 +52,33 @@ def http_server(binary, data_dir):
         [str(binary), "serve", "--bind", "127.0.0.1:0"],
         env=server_env(data_dir),
         stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = None
+        for line in process.stdout:
+            if line.startswith("listening on "):
+                base = line.split("listening on ", 1)[1].strip()
+                break
+        if base is None:
+            pytest.fail(f"sandgraph exited before listening (code {process.wait()})")
+        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def spawned_server(binary, data_dir, **extra_env):
+    """A `sandgraph serve` on a random port with extra environment; yields its base URL."""
+    env = server_env(data_dir)
+    env.update(extra_env)
+    process = subprocess.Popen(
+        [str(binary), "serve", "--bind", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
         text=True,
     )
     try:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 WORKSPACE_TOOLS = {"create_workspace", "write_file", "list_files", "read_file", "delete_file",
                    "delete_workspace"}
 AGENT_TOOLS = {"execute_code", "lint_code", "run_tests", "generate_code",
-               "graph_query"} | WORKSPACE_TOOLS
+               "graph_schema", "graph_query"} | WORKSPACE_TOOLS
 DEVELOPER_TOOLS = AGENT_TOOLS | {"graph_upsert", "execution_history", "get_execution",
                                  "code_stats"}
 ADMIN_TOOLS = DEVELOPER_TOOLS | {"audit_log", "create_token", "list_tokens", "revoke_token"}
@@ -61,6 +61,7 @@ def sample_arguments(name, known):
         "lint_code": {"code": "x = 1\n"},
         "run_tests": {"code": "def test_a():\n    assert True\n"},
         "generate_code": {"template": "{{ a }}", "context": {"a": 1}},
+        "graph_schema": {},
         "graph_query": {"cypher": "RETURN 1 AS one"},
         "graph_upsert": {"nodes": [{"key": "k1"}]},
         "execution_history": {"limit": 5},
@@ -83,7 +84,7 @@ def sample_arguments(name, known):
 
 
 # On the embedded store the graph tools answer "needs Neo4j": refused, not ok.
-EMBEDDED_REFUSES = {"graph_query", "graph_upsert"}
+EMBEDDED_REFUSES = {"graph_schema", "graph_query", "graph_upsert"}
 
 
 async def audit_events(session, endpoint):
