@@ -8,6 +8,7 @@ pub mod generate;
 pub mod graph;
 pub mod history;
 pub mod lint;
+pub mod packages;
 pub mod prompts;
 pub mod registry;
 pub mod test;

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::call::DynTool;
 
-use super::{execute, generate, graph, history, lint, test, tokens, workspace};
+use super::{execute, generate, graph, history, lint, packages, test, tokens, workspace};
 
 /// The tools, in the order MCP lists them: built once, shared by every transport.
 pub fn all() -> &'static [Arc<dyn DynTool>] {
@@ -27,6 +27,7 @@ fn build() -> Vec<Arc<dyn DynTool>> {
         Arc::new(workspace::ReadFile),
         Arc::new(workspace::DeleteFile),
         Arc::new(workspace::DeleteWorkspace),
+        Arc::new(packages::ListPackages),
         Arc::new(graph::GraphQuery),
         Arc::new(graph::GraphUpsert),
         Arc::new(history::ExecutionHistory),
