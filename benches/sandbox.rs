@@ -58,6 +58,16 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 /// Per-call latencies in microseconds, shared by the timing closures.
 type Recorder = Arc<Mutex<Histogram<u64>>>;
 
+/// A first `import sympy` from the mounted site instead of the snapshot.
+const SYMPY_FROM_SITE: &str = "import sys\n\
+for name in [m for m in sys.modules if m.split('.')[0] in ('sympy', 'mpmath')]:\n    del sys.modules[name]\n\
+import sympy\n";
+
+/// The same for networkx.
+const NETWORKX_FROM_SITE: &str = "import sys\n\
+for name in [m for m in sys.modules if m.split('.')[0] == 'networkx']:\n    del sys.modules[name]\n\
+import networkx\n";
+
 /// Runs per iteration of the throughput bench.
 const BATCH: usize = 8;
 
@@ -274,6 +284,20 @@ fn main() {
             Language::Python,
             "import yaml",
             "first `import yaml` in a fresh instance (in the snapshot)",
+        ),
+        (
+            "python_import_sympy_from_site",
+            &sandbox,
+            Language::Python,
+            SYMPY_FROM_SITE,
+            "`import sympy` with sympy and mpmath dropped from `sys.modules` first: what a first import costs from the read-only site's bytecode instead of the snapshot",
+        ),
+        (
+            "python_import_networkx_from_site",
+            &sandbox,
+            Language::Python,
+            NETWORKX_FROM_SITE,
+            "the same for networkx",
         ),
         (
             "python_import_pygments_from_site",

@@ -75,11 +75,52 @@ def preload(manifest):
                           f"requirements were resolved for {expected} (GUEST_PYTHON in "
                           "sandbox/build.sh)")
     failures = []
-    _import_all([p for p in manifest["packages"] if p["preloaded"]], failures)
+    preloaded = [p for p in manifest["packages"] if p["preloaded"]]
+    _import_all(preloaded, failures)
     if failures:
         raise ImportError("sandgraph guest build: packages that do not import in the guest "
                           "(pure Python on CPython " + actual + " under WASI):\n  "
                           + "\n  ".join(failures))
+    _import_submodules(preloaded)
+
+
+# Packages too large to snapshot whole (sympy alone has ~1,500 modules): their top
+# level and the submodules below are in the snapshot, anything else is imported from
+# the mounted site's bytecode on first use (docs/packages.md has the costs).
+TOP_LEVEL_ONLY = {"sympy", "isympy", "networkx", "hypothesis", "mpmath", "pygments"}
+EXTRA_SUBMODULES = ("sympy.stats", "sympy.physics.units", "sympy.parsing.sympy_parser",
+                    "hypothesis.extra.dateutil")
+
+
+def _import_submodules(packages):
+    """Import every submodule of the smaller packages (a first `from dateutil import
+    rrule` in a run costs nothing then).  A submodule that does not import (an optional
+    dependency we do not ship, a Windows-only module) stays out and is reported on
+    stderr: the package's top level imported, so the package itself works."""
+    import pkgutil
+
+    skipped = []
+    for package in packages:
+        for top in package["modules"]:
+            if top in TOP_LEVEL_ONLY:
+                continue
+            path = getattr(sys.modules.get(top), "__path__", None)
+            if path is None:
+                continue
+            for info in pkgutil.walk_packages(path, prefix=top + ".",
+                                              onerror=lambda name: skipped.append(name)):
+                parts = info.name.split(".")
+                if {"tests", "test", "testing", "__main__", "conftest"} & set(parts):
+                    continue
+                try:
+                    importlib.import_module(info.name)
+                except Exception as exc:  # noqa: BLE001 -- optional, reported
+                    skipped.append(f"{info.name} ({type(exc).__name__}: {exc})")
+    for name in EXTRA_SUBMODULES:
+        importlib.import_module(name)
+    if skipped:
+        print("sandgraph guest build: submodules left out of the snapshot (they do not "
+              "import in the guest):\n  " + "\n  ".join(skipped), file=sys.stderr)
 
 
 def write_manifest(site, manifest):
