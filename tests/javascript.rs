@@ -208,3 +208,62 @@ async fn run_tests_refuses_what_javascript_cannot_do() {
     }
     server.assert_alive().await;
 }
+
+#[tokio::test]
+async fn lint_reports_javascript_syntax_errors_and_unused_variables_by_line() {
+    let server = TestServer::spawn();
+    let code = "\
+function pick(a, b) {
+  if (a) { return b; }
+  return a && b ? 1 : 2;
+}
+var unused = 3;
+pick(1, 2);
+console.log(notDeclared);
+";
+    let (status, body) = server
+        .post(
+            "/lint_code",
+            json!({"code": code, "language": "javascript"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["language"], "javascript");
+    assert_eq!(body["syntax_error"], serde_json::Value::Null);
+    assert_eq!(body["functions"], json!(["pick"]));
+    assert_eq!(
+        body["function_complexity"],
+        json!([{"name": "pick", "line": 1, "complexity": 4}])
+    );
+    assert_eq!(body["complexity"], 4);
+    assert_eq!(body["linter_exit_code"], 1);
+    assert_eq!(
+        body["linter_output"],
+        "main.js:5:5: W098 'unused' is defined but never used.\n\
+         main.js:7:13: W117 'notDeclared' is not defined.\n"
+    );
+    assert_eq!(body["diagnostics"][0]["source"], "jshint");
+    assert_eq!(body["diagnostics"][0]["severity"], "warning");
+
+    let (status, body) = server
+        .post(
+            "/lint_code",
+            json!({"code": "const ok = 1;\nconsole.log(ok);\nlet x = ;\n", "language": "javascript"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["syntax_error"],
+        json!({"line": 3, "column": 9, "message": "Expected an identifier and instead saw ';'."})
+    );
+    // Nothing ran: linting a program that would loop forever returns at once.
+    let (status, body) = server
+        .post(
+            "/lint_code",
+            json!({"code": "for (;;) {}\n", "language": "javascript", "options": {"select": ["E"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["diagnostics"], json!([]));
+    assert_eq!(body["linter_exit_code"], 0);
+}

@@ -247,6 +247,8 @@ struct Inner {
     python: PythonGuestPre<PythonState>,
     javascript: InstancePre<JavascriptState>,
     packages: GuestPackages,
+    /// JSHint's source (`jshint.js` of the guest build), run inside QuickJS to lint.
+    jshint: Arc<str>,
     build_id: String,
     config: SandboxConfig,
     slots: Arc<fair::FairSlots>,
@@ -383,6 +385,7 @@ impl Sandbox {
             .trim()
             .to_owned();
         let packages = GuestPackages::load(&config.guest_dir)?;
+        let jshint = javascript::load_linter(&config.guest_dir)?;
 
         let python = match engine::load_or_compile(
             &engine,
@@ -420,6 +423,7 @@ impl Sandbox {
                 python,
                 javascript,
                 packages,
+                jshint,
                 build_id,
                 slots: fair::FairSlots::new(config.max_concurrent_runs, config.max_runs_per_caller),
                 config,
@@ -531,6 +535,23 @@ impl Sandbox {
             Ok(output)
         })
         .await
+    }
+
+    /// Lint JavaScript `code` with JSHint inside QuickJS: the code is parsed, never run.
+    /// The JSON report (`diagnostics`, `functions`) is `None` if the run did not finish.
+    pub async fn lint_javascript(
+        &self,
+        code: &str,
+        limits: SandboxLimits,
+        caller: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let program = javascript::lint_program(&self.inner.jshint, code)?;
+        let mut output = self
+            .execute_until(Language::Javascript, &program, limits, caller, cancel)
+            .await?;
+        let report = javascript::take_lint_report(&mut output.stdout);
+        Ok((output, report))
     }
 
     /// Lint Python `code` inside the guest (pyflakes, pycodestyle, mccabe, AST summary).
