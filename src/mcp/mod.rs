@@ -28,7 +28,8 @@ const INSTRUCTIONS: &str = "sandgraph runs code in a wasmtime sandbox. `execute_
 Python (CPython 3.14) or JavaScript (QuickJS) program with no network, no environment and only \
 a private scratch directory (/scratch, Python only); the result says how it ended in \
 `exit_reason` (ok, error, timeout, memory_limit, output_limit, file_quota). `lint_code` lints \
-Python without running it, `run_tests` runs pytest, `generate_code` renders Jinja2 templates, \
+Python or JavaScript without running it, `run_tests` runs pytest (or, for JavaScript, a \
+jest-like runner), `generate_code` renders Jinja2 templates, \
 `list_packages` lists the packages code can import (also the sandgraph://packages resource). \
 For work across calls, `create_workspace` gives a private directory (workspace_id) that \
 execute_code and run_tests can run in: files written there stay, results list the files a run \
