@@ -92,7 +92,7 @@ soak: guest
 		env SOAK_SECONDS=600 SOAK_USERS=16 $(CARGO) test --locked --release --test soak -- --ignored --nocapture
 
 test-guest: $(TEST_VENV)/.installed
-	PYTHONPATH=build/guest-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
+	PYTHONPATH=$(GUEST_DIR)/python-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
 
 ## Screenshots of the console (desktop and phone width) land in target/console-screenshots.
 test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools

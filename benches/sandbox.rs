@@ -11,6 +11,14 @@
 //!   holds 10 small files (`Workspaces::begin_run`, `Sandbox::execute_in`,
 //!   `Workspaces::finish_run`), side by side with the plain run.
 //! * `execute/javascript_console_log_hi`: the same for QuickJS (`qjs -e`).
+//! * `execute/python_print_hi_baseline_guest` (only with `SANDGRAPH_BENCH_BASELINE_GUEST_DIR`
+//!   naming an older guest build, e.g. one without the curated packages): `print('hi')` on
+//!   that guest, side by side with the current one; the compile time and component size
+//!   of both are printed too (compiled into a fresh cache dir).
+//! * `execute/python_import_{sympy,networkx,yaml}`: a fresh instance whose whole program
+//!   is the first import of that package (in the snapshot), and
+//!   `execute/python_import_pygments_from_site`: one package that is not in the snapshot,
+//!   imported from the read-only site's bytecode.
 //! * `naive/python_cli_print_hi`: plain wasmtime + `wasmtime_wasi::p1` running the
 //!   CPython WASI command module `build/guest/python-cli.wasm` (`python -c
 //!   "print('hi')"`), a fresh `Store` and `Linker::instantiate` per call, module compiled
@@ -49,6 +57,16 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Per-call latencies in microseconds, shared by the timing closures.
 type Recorder = Arc<Mutex<Histogram<u64>>>;
+
+/// A first `import sympy` from the mounted site instead of the snapshot.
+const SYMPY_FROM_SITE: &str = "import sys\n\
+for name in [m for m in sys.modules if m.split('.')[0] in ('sympy', 'mpmath')]:\n    del sys.modules[name]\n\
+import sympy\n";
+
+/// The same for networkx.
+const NETWORKX_FROM_SITE: &str = "import sys\n\
+for name in [m for m in sys.modules if m.split('.')[0] == 'networkx']:\n    del sys.modules[name]\n\
+import networkx\n";
 
 /// Runs per iteration of the throughput bench.
 const BATCH: usize = 8;
@@ -186,6 +204,15 @@ fn main() {
     let unpooled_scratch = tempfile::tempdir().expect("scratch dir");
     let unpooled = load_sandbox(&cache_dir, unpooled_scratch.path(), false);
 
+    let baseline = std::env::var_os("SANDGRAPH_BENCH_BASELINE_GUEST_DIR").map(|dir| {
+        let dir = PathBuf::from(dir);
+        let current = compile_once(&guest_dir(), "current guest");
+        let before = compile_once(&dir, "baseline guest");
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        let sandbox = load_sandbox_from(&baseline_guest(&dir), &cache_dir, scratch.path(), true);
+        (sandbox, scratch, [current, before])
+    });
+
     let naive = NaivePython::load(&guest_dir().join("python-cli.wasm"))
         .map_err(|e| eprintln!("naive baseline unavailable: {e:#}"))
         .ok()
@@ -237,7 +264,67 @@ fn main() {
             "console.log('hi')",
             "sandgraph `Sandbox::execute`, javascript `console.log('hi')`",
         ),
-    ] {
+        (
+            "python_import_sympy",
+            &sandbox,
+            Language::Python,
+            "import sympy",
+            "first `import sympy` in a fresh instance (in the snapshot)",
+        ),
+        (
+            "python_import_networkx",
+            &sandbox,
+            Language::Python,
+            "import networkx",
+            "first `import networkx` in a fresh instance (in the snapshot)",
+        ),
+        (
+            "python_import_yaml",
+            &sandbox,
+            Language::Python,
+            "import yaml",
+            "first `import yaml` in a fresh instance (in the snapshot)",
+        ),
+        (
+            "python_import_sympy_from_site",
+            &sandbox,
+            Language::Python,
+            SYMPY_FROM_SITE,
+            "`import sympy` with sympy and mpmath dropped from `sys.modules` first: what a first import costs from the read-only site's bytecode instead of the snapshot",
+        ),
+        (
+            "python_import_networkx_from_site",
+            &sandbox,
+            Language::Python,
+            NETWORKX_FROM_SITE,
+            "the same for networkx",
+        ),
+        (
+            "python_import_pygments_from_site",
+            &sandbox,
+            Language::Python,
+            "import pygments.lexers.python",
+            "first `import pygments.lexers.python`: not in the snapshot, read from the read-only site's bytecode",
+        ),
+    ]
+    .into_iter()
+    .chain(baseline.as_ref().map(|(sandbox, _, _)| {
+        (
+            "python_print_hi_baseline_guest",
+            sandbox,
+            Language::Python,
+            "print('hi')",
+            "`print('hi')` on the baseline guest (SANDGRAPH_BENCH_BASELINE_GUEST_DIR), same run",
+        )
+    }))
+    {
+        runtime.block_on(async {
+            let out = sandbox
+                .execute(language, code, SandboxLimits::default())
+                .await
+                .expect("sandbox run");
+            assert_eq!(out.exit_reason, ExitReason::Ok, "{name}: {out:?}");
+        });
         let histogram = recorder();
         let h = histogram.clone();
         let sandbox = sandbox.clone();
@@ -254,7 +341,7 @@ fn main() {
                             .await
                             .expect("sandbox run");
                         let elapsed = started.elapsed();
-                        debug_assert_eq!(out.stdout, "hi\n");
+                        debug_assert_eq!(out.exit_reason, ExitReason::Ok);
                         std::hint::black_box(out);
                         record(&h, elapsed);
                         total += elapsed;
@@ -434,12 +521,86 @@ fn main() {
     }
 
     criterion.final_summary();
-    report(&rows);
+    let guests = baseline.as_ref().map(|(_, _, guests)| guests.as_slice());
+    report(&rows, guests.unwrap_or_default());
+}
+
+/// A guest build's component size and the time to compile it (both guests, into a
+/// fresh cache dir, as a first start does).
+struct GuestBuild {
+    label: &'static str,
+    python_bytes: u64,
+    compile: Duration,
+}
+
+fn compile_once(dir: &Path, label: &'static str) -> GuestBuild {
+    let guest = baseline_guest(dir);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let started = Instant::now();
+    drop(load_sandbox_from(
+        &guest,
+        cache.path(),
+        scratch.path(),
+        true,
+    ));
+    let compile = started.elapsed();
+    let python_bytes = std::fs::metadata(dir.join("python-guest.wasm"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!(
+        "{label} ({}): python-guest.wasm {python_bytes} bytes, loaded and compiled in {:.1} s",
+        dir.display(),
+        compile.as_secs_f64()
+    );
+    GuestBuild {
+        label,
+        python_bytes,
+        compile,
+    }
+}
+
+/// `dir` itself when it has a `packages.json`; else (a guest built before packages
+/// existed) a copy of it with an empty one and the current `jshint.js`, so the current
+/// sandbox can load it.
+fn baseline_guest(dir: &Path) -> PathBuf {
+    if dir.join("packages.json").exists() {
+        return dir.to_owned();
+    }
+    let copy = target_dir().join("bench-baseline-guest");
+    std::fs::create_dir_all(&copy).expect("baseline guest copy");
+    for name in [
+        "python-guest.wasm",
+        "quickjs.wasm",
+        "python-cli.wasm",
+        "BUILD_ID",
+    ] {
+        let (from, to) = (dir.join(name), copy.join(name));
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(&from, &to)
+            .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    }
+    // Nor had it the JavaScript linter, which this sandbox loads: the current one's.
+    let jshint = copy.join("jshint.js");
+    let _ = std::fs::remove_file(&jshint);
+    std::fs::copy(guest_dir().join("jshint.js"), &jshint).expect("copying jshint.js");
+    std::fs::write(
+        copy.join("packages.json"),
+        r#"{"python": {"implementation": "CPython 3.14.0 (wasi)", "packages": []},
+"javascript": {"runtime": "QuickJS-NG", "modules": []}}"#,
+    )
+    .expect("writing the baseline's packages.json");
+    copy
 }
 
 fn load_sandbox(cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
+    load_sandbox_from(&guest_dir(), cache_dir, scratch, pooling)
+}
+
+fn load_sandbox_from(guest: &Path, cache_dir: &Path, scratch: &Path, pooling: bool) -> Sandbox {
     Sandbox::new(SandboxConfig {
-        guest_dir: guest_dir(),
+        guest_dir: guest.to_owned(),
         cache_dir: cache_dir.to_owned(),
         scratch_dir: scratch.to_owned(),
         max_concurrent_runs: 64,
@@ -462,7 +623,7 @@ fn load_workspaces(root: &Path) -> Workspaces {
     .expect("workspaces")
 }
 
-fn report(rows: &[Row]) {
+fn report(rows: &[Row], guests: &[GuestBuild]) {
     let ms = |us: u64| us as f64 / 1000.0;
     let mut table = String::new();
     let _ = writeln!(
@@ -510,6 +671,26 @@ fn report(rows: &[Row]) {
             table,
             "\nnaive CPython-WASI / sandgraph python, p50: {:.1}x",
             *n as f64 / *p as f64
+        );
+    }
+    let current = medians.iter().find(|(n, _)| *n == "python_print_hi");
+    let before = medians
+        .iter()
+        .find(|(n, _)| *n == "python_print_hi_baseline_guest");
+    if let (Some((_, now)), Some((_, then))) = (current, before) {
+        let _ = writeln!(
+            table,
+            "\npython `print('hi')` p50, current guest / baseline guest: {:+.1}%",
+            (*now as f64 / *then as f64 - 1.0) * 100.0
+        );
+    }
+    for guest in guests {
+        let _ = writeln!(
+            table,
+            "\n{}: python-guest.wasm {:.1} MB, first start (load + compile both guests) {:.1} s",
+            guest.label,
+            guest.python_bytes as f64 / 1e6,
+            guest.compile.as_secs_f64()
         );
     }
     let header = format!(

@@ -469,6 +469,12 @@ pub static SETTINGS: &[Setting] = &[
         }),
     },
     Setting {
+        env: "SANDGRAPH_GUEST_REQUIREMENTS",
+        default: "(none)",
+        doc: "read by `make guest` (sandbox/build.sh), not by the server: an extra hash-pinned requirements file of pure-Python packages built into the Python guest beside the curated set; a wheel with native code or a package that does not import in the guest fails the build naming it (docs/packages.md); `list_packages` shows what was built",
+        apply: Apply::Elsewhere,
+    },
+    Setting {
         env: "SANDGRAPH_COMPILED_CACHE_DIR",
         default: "<data>/compiled",
         doc: "compiled-guest cache (share it between servers of one build to skip the first-start compile)",

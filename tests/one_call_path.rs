@@ -28,7 +28,7 @@ fn sample_arguments(tool: &str, known: &Known) -> Value {
         "code_stats" => json!({"code_hash": known.code_hash}),
         "audit_log" => json!({"limit": "5"}),
         "create_token" => json!({"role": "agent", "name": "made-by-test"}),
-        "list_tokens" => json!({}),
+        "list_tokens" | "list_packages" => json!({}),
         "revoke_token" => json!({"id": known.revocable_token}),
         "create_workspace" => json!({}),
         "write_file" => {

@@ -141,15 +141,12 @@ async fn lint_refuses_a_megabyte_of_code_and_unknown_languages() {
         .await;
     assert_eq!(status, 413, "{body}");
     let (status, body) = server
-        .post(
-            "/lint_code",
-            json!({"code": "let x;", "language": "javascript"}),
-        )
+        .post("/lint_code", json!({"code": "x", "language": "cobol"}))
         .await;
     assert_eq!(status, 422);
     assert_eq!(
         body["detail"],
-        "lint_code supports python only; javascript linting is not available yet"
+        "unsupported language \"cobol\"; supported: python, javascript"
     );
     server.assert_alive().await;
 }

@@ -32,7 +32,9 @@ const INSTRUCTIONS: &str = "sandgraph runs code in a wasmtime sandbox. `execute_
 Python (CPython 3.14) or JavaScript (QuickJS) program with no network, no environment and only \
 a private scratch directory (/scratch, Python only); the result says how it ended in \
 `exit_reason` (ok, error, timeout, memory_limit, output_limit, file_quota). `lint_code` lints \
-Python without running it, `run_tests` runs pytest, `generate_code` renders Jinja2 templates. \
+Python or JavaScript without running it, `run_tests` runs pytest (or, for JavaScript, a \
+jest-like runner), `generate_code` renders Jinja2 templates, \
+`list_packages` lists the packages code can import (also the sandgraph://packages resource). \
 For work across calls, `create_workspace` gives a private directory (workspace_id) that \
 execute_code and run_tests can run in: files written there stay, results list the files a run \
 created or changed as sandgraph://workspaces/{id}/files/{path} resources, and PNG/JPEG/GIF/SVG \
@@ -192,9 +194,39 @@ fn workspace_file_uri(uri: &str) -> Option<(&str, &str)> {
         .split_once("/files/")
 }
 
+/// The `list_packages` answer as an MCP resource.
+const PACKAGES_URI: &str = "sandgraph://packages";
+
 /// The URI of a prompt's text as an MCP resource.
 fn prompt_uri(slug: &str) -> String {
     format!("sandgraph://prompts/{slug}")
+}
+
+impl SandgraphMcp {
+    /// `sandgraph://packages`: the `list_packages` tool's answer, through the one call
+    /// path (admitted, audited) like a tool call.
+    async fn read_packages_resource(
+        &self,
+        ctx: &CallContext,
+        uri: String,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let name = tools::packages::LIST_PACKAGES_SPEC.name;
+        let Some(tool) = self.registry.iter().find(|tool| tool.spec().name == name) else {
+            return Err(ErrorData::resource_not_found(uri, None));
+        };
+        let called = tool
+            .call(
+                &self.tools,
+                ctx,
+                Args::Json(Value::Null),
+                Rendering::JsonOnly,
+            )
+            .await
+            .map_err(request_error)?;
+        let contents =
+            ResourceContents::text(called.body.to_string(), uri).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
 }
 
 impl ServerHandler for SandgraphMcp {
@@ -331,6 +363,7 @@ impl ServerHandler for SandgraphMcp {
         )
         .await
         .map_err(request_error)?;
+        let packages = &tools::packages::LIST_PACKAGES_SPEC;
         let resources = prompts
             .into_iter()
             .map(|p| {
@@ -339,6 +372,12 @@ impl ServerHandler for SandgraphMcp {
                     .with_description(p.description)
                     .with_mime_type("text/markdown")
             })
+            .chain(std::iter::once(
+                Resource::new(PACKAGES_URI, packages.name)
+                    .with_title(packages.title)
+                    .with_description(packages.description)
+                    .with_mime_type("application/json"),
+            ))
             .collect();
         Ok(ListResourcesResult::with_all_items(resources))
     }
@@ -389,6 +428,9 @@ impl ServerHandler for SandgraphMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let ctx = self.request_context(&context)?;
+        if request.uri == PACKAGES_URI {
+            return self.read_packages_resource(&ctx, request.uri).await;
+        }
         if let Some((workspace_id, path)) = workspace_file_uri(&request.uri) {
             return self
                 .read_workspace_file(&ctx, &request.uri, workspace_id, path)

@@ -11,6 +11,7 @@ pub mod fair;
 mod javascript;
 mod limits;
 mod output;
+mod packages;
 mod python;
 mod quota;
 
@@ -27,11 +28,15 @@ use wasmtime::{Engine, InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use limits::{LimitCeilings, LimitOverrides, LimitTooHigh, SandboxLimits};
+pub use packages::{
+    JavascriptModule, JavascriptModules, PackageManifest, PythonPackage, PythonPackages,
+};
 
 use engine::{Artifact, ArtifactKind, EpochTicker};
 use javascript::JavascriptState;
 use limits::MemoryLimiter;
 use output::{CappedOutput, Captured};
+use packages::GuestPackages;
 use python::{Outcome, PythonGuestPre, PythonState, Status};
 use quota::ScratchQuota;
 
@@ -191,7 +196,8 @@ pub enum SandboxError {
 /// Start-up settings for the sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Directory holding `python-guest.wasm`, `quickjs.wasm` and `BUILD_ID`.
+    /// Directory holding `python-guest.wasm`, `python-site/`, `quickjs.wasm`,
+    /// `packages.json` and `BUILD_ID`.
     pub guest_dir: PathBuf,
     /// Where compiled guests are cached.
     pub cache_dir: PathBuf,
@@ -240,6 +246,9 @@ struct Inner {
     engine: Engine,
     python: PythonGuestPre<PythonState>,
     javascript: InstancePre<JavascriptState>,
+    packages: GuestPackages,
+    /// JSHint's source (`jshint.js` of the guest build), run inside QuickJS to lint.
+    jshint: Arc<str>,
     build_id: String,
     config: SandboxConfig,
     slots: Arc<fair::FairSlots>,
@@ -375,6 +384,8 @@ impl Sandbox {
             })?
             .trim()
             .to_owned();
+        let packages = GuestPackages::load(&config.guest_dir)?;
+        let jshint = javascript::load_linter(&config.guest_dir)?;
 
         let python = match engine::load_or_compile(
             &engine,
@@ -411,6 +422,8 @@ impl Sandbox {
                 engine,
                 python,
                 javascript,
+                packages,
+                jshint,
                 build_id,
                 slots: fair::FairSlots::new(config.max_concurrent_runs, config.max_runs_per_caller),
                 config,
@@ -442,6 +455,11 @@ impl Sandbox {
     /// Whether the epoch ticker is running.
     pub fn ticker_running(&self) -> bool {
         self.inner.ticker.is_running()
+    }
+
+    /// What each guest can import (the guest build's `packages.json`).
+    pub fn packages(&self) -> &PackageManifest {
+        &self.inner.packages.manifest
     }
 
     /// Current state for `/health`.
@@ -517,6 +535,23 @@ impl Sandbox {
             Ok(output)
         })
         .await
+    }
+
+    /// Lint JavaScript `code` with JSHint inside QuickJS: the code is parsed, never run.
+    /// The JSON report (`diagnostics`, `functions`) is `None` if the run did not finish.
+    pub async fn lint_javascript(
+        &self,
+        code: &str,
+        limits: SandboxLimits,
+        caller: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(RunOutput, Option<String>), SandboxError> {
+        let program = javascript::lint_program(&self.inner.jshint, code)?;
+        let mut output = self
+            .execute_until(Language::Javascript, &program, limits, caller, cancel)
+            .await?;
+        let report = javascript::take_lint_report(&mut output.stdout);
+        Ok((output, report))
     }
 
     /// Lint Python `code` inside the guest (pyflakes, pycodestyle, mccabe, AST summary).
@@ -690,15 +725,22 @@ impl Sandbox {
         };
         let stdout = CappedOutput::new(limits.stdout_bytes);
         let stderr = CappedOutput::new(limits.stderr_bytes);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .preopened_dir(&path, GUEST_SCRATCH, FsPerms::ReadWrite)
-            .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?
-            .build();
+            .map_err(|e| anyhow::Error::from(e).context("preopening the scratch dir"))?;
+        let packages = &self.inner.packages;
+        if let (Some(site), Some(mount)) =
+            (&packages.python_site, &packages.manifest.python.site_mount)
+        {
+            wasi.preopened_dir(site, mount, FsPerms::ReadOnly)
+                .map_err(|e| anyhow::Error::from(e).context("preopening the package site"))?;
+        }
+        let wasi = wasi.build();
         let state = PythonState {
             wasi,
             table: ResourceTable::new(),

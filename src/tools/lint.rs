@@ -1,5 +1,6 @@
 //! `lint_code`: pyflakes + pycodestyle + mccabe and an AST summary, computed inside the
-//! Python guest (never on the host), with the old platform's fields kept.
+//! Python guest (never on the host), with the old platform's fields kept; for JavaScript,
+//! JSHint inside the QuickJS guest.
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ const LINT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct LintRequest {
     /// The source text to lint.
     pub code: String,
-    /// `python` (the only language linted today). Default `python`.
+    /// `python` (pyflakes, pycodestyle, mccabe) or `javascript` (JSHint). Default `python`.
     #[serde(default = "super::execute::default_language")]
     pub language: String,
     /// Linter settings; all optional.
@@ -149,27 +150,23 @@ async fn lint_code_unrecorded(
 ) -> Result<LintResponse, ToolError> {
     tools.check_size("code", &request.code)?;
     let language = parse_language(&request.language)?;
-    if language != Language::Python {
-        return Err(ToolError::invalid(
-            "language",
-            format!(
-                "lint_code supports python only; {} linting is not available yet",
-                language.as_str()
-            ),
-        ));
-    }
-    let options = serde_json::to_string(&request.options.unwrap_or_default())
-        .map_err(|e| ToolError::Internal(e.into()))?;
+    let lint_options = request.options.clone().unwrap_or_default();
+    let options =
+        serde_json::to_string(&lint_options).map_err(|e| ToolError::Internal(e.into()))?;
     let limits = tools
         .config
         .sandbox
         .limits
         .resolve(Some(LINT_TIMEOUT), &Default::default())?;
-    let key = (&request.code, &options);
+    let key = (&request.code, &options, language);
     let run = || async {
-        lint_in_guest(tools, &request.code, &options, limits, ctx)
-            .await
-            .map(CachedResult::Lint)
+        match language {
+            Language::Python => lint_in_guest(tools, &request.code, &options, limits, ctx).await,
+            Language::Javascript => {
+                lint_javascript(tools, &request.code, &lint_options, limits, ctx).await
+            }
+        }
+        .map(CachedResult::Lint)
     };
     let (result, cached) = tools
         .cached(
@@ -238,14 +235,125 @@ async fn lint_in_guest(
     })
 }
 
+/// What the JavaScript lint runner reports (sandbox/javascript/lint_runner.js).
+#[derive(Debug, Deserialize)]
+struct JavascriptLintReport {
+    diagnostics: Vec<JavascriptDiagnostic>,
+    functions: Vec<FunctionComplexity>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JavascriptDiagnostic {
+    line: u32,
+    column: u32,
+    code: String,
+    message: String,
+}
+
+/// Lint JavaScript with JSHint inside QuickJS (nothing of the code runs). JSHint's
+/// codes: E (errors, the syntax errors among them), W (warnings: W098 unused, W117
+/// undefined), I (information). `select`/`ignore`/`extend_ignore` filter by code prefix;
+/// the other options are Python's.
+async fn lint_javascript(
+    tools: &Tools,
+    code: &str,
+    options: &LintOptions,
+    limits: crate::sandbox::SandboxLimits,
+    ctx: &CallContext,
+) -> Result<LintResponse, ToolError> {
+    let (output, report) = tools
+        .sandbox
+        .lint_javascript(code, limits, &ctx.caller.id, &ctx.cancel)
+        .await?;
+    let Some(report) = report else {
+        return Err(match output.exit_reason {
+            ExitReason::Cancelled => ToolError::Cancelled { record: None },
+            ExitReason::Timeout | ExitReason::MemoryLimit => {
+                ToolError::invalid("code", format!("linting stopped: {}", output.stderr.trim()))
+            }
+            _ => ToolError::Internal(anyhow::anyhow!("javascript lint failed: {}", output.stderr)),
+        });
+    };
+    let report: JavascriptLintReport =
+        serde_json::from_str(&report).map_err(|e| ToolError::Internal(e.into()))?;
+    let syntax_error = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code.starts_with('E'))
+        .map(|d| SyntaxErrorInfo {
+            line: Some(d.line),
+            column: Some(d.column),
+            message: d.message.clone(),
+        });
+    let has_prefix = |list: &Option<Vec<String>>, code: &str| {
+        list.as_ref()
+            .is_some_and(|l| l.iter().any(|p| code.starts_with(p.as_str())))
+    };
+    let mut diagnostics: Vec<Diagnostic> = report
+        .diagnostics
+        .into_iter()
+        .filter(|d| options.select.is_none() || has_prefix(&options.select, &d.code))
+        .filter(|d| !has_prefix(&options.ignore, &d.code))
+        .filter(|d| !has_prefix(&options.extend_ignore, &d.code))
+        .map(|d| Diagnostic {
+            severity: match d.code.chars().next() {
+                Some('E') => "error",
+                Some('W') => "warning",
+                _ => "convention",
+            }
+            .to_owned(),
+            source: "jshint".to_owned(),
+            line: d.line,
+            column: d.column,
+            code: d.code,
+            message: d.message,
+        })
+        .collect();
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    let linter_output = diagnostics
+        .iter()
+        .map(|d| {
+            format!(
+                "main.js:{}:{}: {} {}\n",
+                d.line, d.column, d.code, d.message
+            )
+        })
+        .collect();
+    // The old platform's module complexity: decision points plus max(#functions, 1);
+    // JSHint's per-function complexity is 1 + that function's decision points.
+    let functions = report.functions;
+    let complexity = functions
+        .iter()
+        .map(|f| f.complexity.saturating_sub(1))
+        .sum::<u32>()
+        + (functions.len() as u32).max(1);
+    Ok(LintResponse {
+        id: new_id(),
+        code_hash: code_hash(code),
+        language: Language::Javascript,
+        functions: functions.iter().map(|f| f.name.clone()).collect(),
+        classes: Vec::new(),
+        imports: Vec::new(),
+        complexity,
+        linter_exit_code: i32::from(!diagnostics.is_empty()),
+        linter_output,
+        diagnostics,
+        function_complexity: functions,
+        syntax_error,
+        duration_seconds: output.duration.as_secs_f64(),
+        cached: false,
+    })
+}
+
 /// `lint_code`.
 pub struct LintCode;
 
 /// Name, role, hints and route of `lint_code`.
 pub static LINTCODE_SPEC: ToolSpec = ToolSpec {
     name: "lint_code",
-    title: "Lint Python code",
-    description: "Lint Python code (pyflakes, pycodestyle, mccabe) without running it. Returns \
+    title: "Lint Python or JavaScript code",
+    description: "Lint Python code (pyflakes, pycodestyle, mccabe) or JavaScript (JSHint: syntax \
+errors, unused and undefined names) without running it. Returns \
 structured diagnostics {line, column, code, message, severity, source}, per-function complexity, \
 syntax_error if it does not parse, and a summary (functions, classes, imports, complexity).",
     endpoint: Endpoint::LintCode,

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod graph_schema;
 pub mod history;
 pub mod lint;
+pub mod packages;
 pub mod prompts;
 pub mod registry;
 pub mod test;

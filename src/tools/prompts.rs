@@ -264,9 +264,14 @@ Any SVG works the same way (lines: `<polyline points=\"x1,y1 x2,y2 ...\"/>`; tex
 const EXECUTE: &str = "# execute_code\n\n\
 Runs a complete program and returns `stdout`, `stderr`, `return_code`, `exit_reason` and \
 `duration_seconds`.\n\n\
-- `language`: `python` (CPython 3.14, standard library only, plus pytest/pyflakes) or \
-`javascript` (QuickJS-NG, ES2023; `console.log` prints; promises run to completion; no \
-`fetch`, no Node APIs).\n\
+- `language`: `python` (CPython 3.14 with its standard library and a curated package set: \
+sympy, mpmath, networkx, python-dateutil, tzdata (zoneinfo works), pyyaml, tabulate, \
+markdown, beautifulsoup4, openpyxl, pypdf, hypothesis, more-itertools, toolz, \
+sortedcontainers, attrs, typing_extensions, pygal (SVG charts), pypng) or `javascript` \
+(QuickJS-NG, ES2023, standard library only; `console.log` prints; promises run to \
+completion; no `fetch`, no Node APIs).\n\
+- Call `list_packages` to see every importable package and its version before you import \
+a third-party library: nothing can be installed at run time (no network, no pip).\n\
 - Print what you need to see: the return value of the last expression is not shown.\n\
 - `exit_reason` is `ok`, `error` (exception or non-zero exit: read stderr's traceback), \
 `timeout`, `memory_limit`, `output_limit` (output truncated at the cap) or `file_quota`.\n\
@@ -287,7 +292,11 @@ again.\n\
 - `function_complexity`: mccabe complexity per function; above 10 consider splitting.\n\
 - `functions`, `classes`, `imports`, `complexity`: a summary of the module.\n\
 - `options`: `max_line_length` (79), `max_complexity` (10), `select`, `ignore`, \
-`extend_ignore` (code prefixes, flake8 semantics). `# noqa` comments are honoured.\n";
+`extend_ignore` (code prefixes, flake8 semantics). `# noqa` comments are honoured.\n\
+- `language: javascript`: JSHint (ES2020 syntax) parses the code inside the sandbox: \
+E codes are errors (the first is `syntax_error`), W098 an unused variable, W117 an \
+undefined name; `functions` and `function_complexity` come from JSHint, `classes` and \
+`imports` stay empty; `select`/`ignore`/`extend_ignore` filter by code prefix.\n";
 
 const TESTS: &str = "# run_tests\n\n\
 Runs pytest inside the sandbox. Either put tests in `code` (test functions named `test_*` \
@@ -298,7 +307,14 @@ or `unittest.TestCase` classes), or put the implementation in `code` and the tes
 pytest's assertion introspection (e.g. `assert 3 == 4`).\n\
 - `return_code`: 0 all passed, 1 some failed, 2 collection errors (e.g. a syntax error), \
 5 no tests found; `exit_reason` `timeout` if a test loops.\n\
-- `parametrize`, fixtures, `tmp_path` (under /scratch) and `unittest` all work.\n";
+- `parametrize`, fixtures, `tmp_path` (under /scratch) and `unittest` all work, and so \
+do hypothesis property tests (`from hypothesis import given, strategies as st`).\n\
+- `language: javascript`: a built-in jest-like runner in QuickJS: `test`/`it`, \
+`describe`, `test.skip`, `beforeEach`/`afterEach`/`beforeAll`/`afterAll`, async tests, and \
+`expect(x)` with `toBe`, `toEqual`, `toThrow`, `toContain`, `toBeCloseTo`, `toMatch`, \
+`toBeTruthy`, ... and `.not`. `tests` is appended to `code` (one script, no modules); \
+results have the same shape (node ids `test_code.js::suite::name`), a syntax error is a \
+collection error (return_code 2) with its line.\n";
 
 const GENERATE: &str = "# generate_code\n\n\
 Renders a Jinja2 template (minijinja) with `context` (a JSON object) and returns `output`.\n\n\

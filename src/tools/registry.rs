@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::call::DynTool;
 
-use super::{execute, generate, graph, graph_schema, history, lint, test, tokens, workspace};
+use super::{
+    execute, generate, graph, graph_schema, history, lint, packages, test, tokens, workspace,
+};
 
 /// The tools, in the order MCP lists them: built once, shared by every transport.
 pub fn all() -> &'static [Arc<dyn DynTool>] {
@@ -28,6 +30,7 @@ fn build() -> Vec<Arc<dyn DynTool>> {
         Arc::new(workspace::DeleteFile),
         Arc::new(workspace::DeleteWorkspace),
         Arc::new(graph_schema::GraphSchemaTool),
+        Arc::new(packages::ListPackages),
         Arc::new(graph::GraphQuery),
         Arc::new(graph::GraphUpsert),
         Arc::new(history::ExecutionHistory),

@@ -32,10 +32,11 @@ pub struct RunTestsRequest {
     /// Module name the tests import the code as, when `tests` is given. Default `solution`.
     #[serde(default)]
     pub module_name: Option<String>,
-    /// `python` (the only language with a test runner today). Default `python`.
+    /// `python` (pytest) or `javascript` (a built-in jest-like runner). Default `python`.
     #[serde(default = "super::execute::default_language")]
     pub language: String,
-    /// `pytest` (default); `unittest` TestCase classes are collected by pytest too.
+    /// `pytest` (default); `unittest` TestCase classes are collected by pytest too. For
+    /// javascript: `builtin` (test/it, describe, expect, before/after hooks).
     #[serde(default = "default_framework")]
     pub test_framework: String,
     /// Wall-clock limit in seconds, 1 to 120. Default 15.
@@ -106,7 +107,7 @@ struct GuestTestReport {
 pub struct RunTestsResponse {
     /// Id of this run.
     pub id: String,
-    /// The framework that ran (`pytest`).
+    /// The framework that ran (`pytest`, or `builtin` for javascript).
     pub framework: String,
     /// pytest's exit code (0 all passed, 1 failures, 2 interrupted/collection errors,
     /// 5 no tests), or 124/137/134 when the sandbox ended the run.
@@ -165,16 +166,10 @@ async fn run_tests_unrecorded(
         tools.check_size("tests", tests)?;
     }
     let language = parse_language(&request.language)?;
-    if language != Language::Python {
-        return Err(ToolError::invalid(
-            "language",
-            format!(
-                "run_tests supports python only; {} is not available yet",
-                language.as_str()
-            ),
-        ));
-    }
     let framework = request.test_framework.to_ascii_lowercase();
+    if language == Language::Javascript {
+        return run_javascript_tests(tools, ctx, request).await;
+    }
     if framework != "pytest" && framework != "unittest" {
         return Err(ToolError::invalid(
             "test_framework",
@@ -297,6 +292,172 @@ async fn run_tests_unrecorded(
     }
 }
 
+/// The JavaScript test runner: test()/describe()/expect() inside QuickJS.
+const JS_HARNESS: &str = include_str!("../../sandbox/javascript/test_harness.js");
+/// Where the harness takes the user's source (a JSON string literal).
+const JS_SOURCE_PLACEHOLDER: &str = "__SANDGRAPH_SOURCE__";
+/// What starts the harness's last line, the JSON report (an ASCII record separator
+/// first: QuickJS prints strings as C strings, so not a NUL).
+const JS_REPORT_MARKER: &str = "\u{1e}SANDGRAPH_TEST_REPORT ";
+/// The framework name `run_tests` reports for JavaScript.
+const JS_FRAMEWORK: &str = "builtin";
+
+#[derive(Debug, Deserialize)]
+struct JavascriptTestReport {
+    summary: TestSummary,
+    tests: Vec<TestResult>,
+    exit_code: i32,
+}
+
+/// `run_tests` for JavaScript: the code (and the tests after it, one script) evaluated
+/// by the harness in a fresh QuickJS instance, tests run in order, async ones awaited.
+async fn run_javascript_tests(
+    tools: &Tools,
+    ctx: &CallContext,
+    request: RunTestsRequest,
+) -> Result<RunTestsResponse, ToolError> {
+    let framework = request.test_framework.to_ascii_lowercase();
+    // `pytest` is the field's default, so it stands for "not given" here.
+    if !matches!(framework.as_str(), "pytest" | "builtin" | "jest") {
+        return Err(ToolError::invalid(
+            "test_framework",
+            format!(
+                "unsupported test_framework {:?} for javascript; supported: builtin (test, \
+                 describe, expect, as in jest)",
+                request.test_framework
+            ),
+        ));
+    }
+    if request.workspace_id.is_some() || request.files.as_ref().is_some_and(|f| !f.is_empty()) {
+        super::execute::files_need_python(Language::Javascript)?;
+    }
+    if request.module_name.is_some() {
+        return Err(ToolError::invalid(
+            "module_name",
+            "module_name is for python; javascript tests see the code's top-level names directly",
+        ));
+    }
+    let timeout = parse_timeout(
+        request.timeout_seconds,
+        DEFAULT_TIMEOUT_SECONDS,
+        TIMEOUT_RANGE,
+    )?;
+    let limits = tools
+        .config
+        .sandbox
+        .limits
+        .resolve(Some(timeout), &request.limits.unwrap_or_default())?;
+    let (source, hash) = match &request.tests {
+        None => (request.code.clone(), code_hash(&request.code)),
+        Some(tests) => (
+            format!("{}\n{tests}", request.code),
+            code_hash(&format!("{}\0{}", request.code, tests)),
+        ),
+    };
+    let literal = serde_json::to_string(&source)
+        .map_err(|e| ToolError::Internal(anyhow::anyhow!("encoding the source: {e}")))?;
+    let program = JS_HARNESS.replacen(JS_SOURCE_PLACEHOLDER, &literal, 1);
+    // The harness's own hash is in the key: a new runner never serves an old answer.
+    let key = ("javascript-tests", code_hash(JS_HARNESS), &source, limits);
+    let run = || async {
+        let output = tools
+            .sandbox
+            .execute_until(
+                Language::Javascript,
+                &program,
+                limits,
+                &ctx.caller.id,
+                &ctx.cancel,
+            )
+            .await?;
+        let response = javascript_response(hash.clone(), output)?;
+        if response.exit_reason == ExitReason::Cancelled {
+            return Err(ToolError::Cancelled {
+                record: crate::call::ToolResponse::record(&response, ctx, RUNTESTS_SPEC.name)
+                    .map(Box::new),
+            });
+        }
+        Ok(CachedResult::Tests(response))
+    };
+    let (result, cached) = tools
+        .cached(
+            ctx,
+            Endpoint::RunTests,
+            request.cache.unwrap_or(true),
+            &key,
+            run,
+        )
+        .await?;
+    match result {
+        CachedResult::Tests(mut response) => {
+            response.id = new_id();
+            response.cached = cached;
+            Ok(response)
+        }
+        _ => Err(ToolError::Internal(anyhow::anyhow!(
+            "cache returned another tool's result"
+        ))),
+    }
+}
+
+/// A JavaScript run as a `run_tests` answer: the harness's report taken off stdout; its
+/// exit code (pytest's meanings) is the answer's, when the run itself ended normally.
+fn javascript_response(
+    hash: String,
+    mut output: crate::sandbox::RunOutput,
+) -> Result<RunTestsResponse, ToolError> {
+    let mut report = None;
+    if let Some(at) = output.stdout.rfind(JS_REPORT_MARKER) {
+        let line = output.stdout[at + JS_REPORT_MARKER.len()..].trim_end();
+        report = Some(
+            serde_json::from_str::<JavascriptTestReport>(line)
+                .map_err(|e| ToolError::Internal(anyhow::anyhow!("bad test report: {e}")))?,
+        );
+        output.stdout.truncate(at);
+    }
+    let (summary, tests) = match report {
+        Some(report) => {
+            if output.exit_reason == ExitReason::Ok {
+                output.exit_code = report.exit_code;
+                if report.exit_code != 0 {
+                    output.exit_reason = ExitReason::Error;
+                }
+            }
+            (report.summary, report.tests)
+        }
+        None => {
+            if output.exit_reason == ExitReason::Ok {
+                // The script ended without the runner finishing: a test awaited a
+                // promise that never settles (QuickJS has no timers to wait for).
+                output.exit_reason = ExitReason::Error;
+                output.exit_code = 2;
+                output.stderr.push_str(
+                    "sandbox: the tests did not finish: a test awaits a promise that never \
+                     settles\n",
+                );
+            }
+            (TestSummary::default(), Vec::new())
+        }
+    };
+    Ok(RunTestsResponse {
+        id: new_id(),
+        framework: JS_FRAMEWORK.to_owned(),
+        return_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        duration_seconds: output.duration.as_secs_f64(),
+        language: Language::Javascript,
+        code_hash: hash,
+        exit_reason: output.exit_reason,
+        truncated: output.truncated,
+        summary,
+        tests,
+        limits: output.limits,
+        cached: false,
+        output: FilesOut::default(),
+    })
+}
+
 fn response(
     language: Language,
     hash: String,
@@ -341,7 +502,9 @@ pub static RUNTESTS_SPEC: ToolSpec = ToolSpec {
 `code`, or the implementation in `code` and tests in `tests` (importing it as `solution`). Returns \
 summary {passed, failed, errors, skipped}, per-test results with failure messages, and pytest's \
 output. timeout_seconds: 1-120, default 15. `files` adds data or helper files; with \
-`workspace_id` the tests run in that workspace (the code files are written into it).",
+`workspace_id` the tests run in that workspace (the code files are written into it). With \
+language=javascript: test()/it(), describe(), expect(x).toBe/toEqual/toThrow/... and \
+beforeEach/afterEach/beforeAll/afterAll, run in QuickJS (`tests` is appended to `code`).",
     endpoint: Endpoint::RunTests,
     // As execute_code: read-only without a workspace, writes into one with it.
     hints: Hints {

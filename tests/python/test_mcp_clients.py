@@ -148,3 +148,16 @@ async def test_every_tool_prompt_and_resource_over_streamable_http(http_server):
             assert "sandgraph://prompts/history-and-audit" in resources
             read = await session.read_resource("sandgraph://prompts/run-tests")
             assert read.contents[0].text.startswith("# run_tests")
+
+            # What code can import: the tool (structured and as text) and the resource.
+            listed = await session.call_tool("list_packages", {"language": "python"})
+            names = {p["name"] for p in listed.structured_content["python"]["packages"]}
+            assert {"sympy", "networkx", "PyYAML", "hypothesis"} <= names
+            assert "javascript" not in listed.structured_content
+            assert "- sympy 1.14.0 (import isympy, sympy)" in listed.content[0].text
+            assert "sandgraph://packages" in resources
+            packages = await session.read_resource("sandgraph://packages")
+            assert packages.contents[0].mime_type == "application/json"
+            body = json.loads(packages.contents[0].text)
+            assert {p["name"] for p in body["python"]["packages"]} == names
+            assert body["javascript"]["runtime"] == "QuickJS-NG"

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 WORKSPACE_TOOLS = {"create_workspace", "write_file", "list_files", "read_file", "delete_file",
                    "delete_workspace"}
-AGENT_TOOLS = {"execute_code", "lint_code", "run_tests", "generate_code",
+AGENT_TOOLS = {"execute_code", "lint_code", "run_tests", "generate_code", "list_packages",
                "graph_schema", "graph_query"} | WORKSPACE_TOOLS
 DEVELOPER_TOOLS = AGENT_TOOLS | {"graph_upsert", "execution_history", "get_execution",
                                  "code_stats"}
@@ -62,6 +62,7 @@ def sample_arguments(name, known):
         "run_tests": {"code": "def test_a():\n    assert True\n"},
         "generate_code": {"template": "{{ a }}", "context": {"a": 1}},
         "graph_schema": {},
+        "list_packages": {},
         "graph_query": {"cypher": "RETURN 1 AS one"},
         "graph_upsert": {"nodes": [{"key": "k1"}]},
         "execution_history": {"limit": 5},

@@ -19,7 +19,10 @@ STDLIB = """
     email email.message email.mime.multipart email.mime.text email.parser email.policy
     email.utils encodings encodings.idna encodings.latin_1 encodings.ascii
     encodings.utf_16 encodings.utf_32 encodings.cp1252 encodings.unicode_escape
-    encodings.raw_unicode_escape enum errno faulthandler filecmp fileinput fnmatch
+    encodings.raw_unicode_escape encodings.cp437 encodings.cp850 encodings.utf_8_sig
+    encodings.utf_16_le encodings.utf_16_be encodings.iso8859_1 encodings.iso8859_15
+    encodings.mac_roman encodings.cp1251 encodings.base64_codec encodings.hex_codec
+    encodings.zlib_codec encodings.punycode enum errno faulthandler filecmp fileinput fnmatch
     fractions functools gc genericpath getopt getpass gettext glob graphlib gzip
     hashlib heapq hmac html html.entities html.parser http http.client
     http.cookies http.server imaplib importlib importlib.abc importlib.machinery

@@ -108,6 +108,9 @@ def pytest_args(args, scratch):
                 for a in args]
     elif "-s" not in args:
         extra.append("--capture=sys")
+    # Plugins already in the snapshot (hypothesis's) cannot be assertion-rewritten;
+    # pytest would warn about that in every run.
+    extra += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if not _has_option(args, "--color"):
         extra.append("--color=no")  # no pygments (not shipped in the snapshot)
     if not _has_option(args, "--rootdir"):
