@@ -14,8 +14,11 @@ NEO4J_TEST_PORT ?= 17687
 
 all: build
 
-## guest: build the Python component and fetch the QuickJS module (idempotent)
+## guest: build the Python component and fetch the QuickJS module and JSHint (idempotent;
+## SANDGRAPH_GUEST_REQUIREMENTS=FILE adds an operator's pure-Python packages, docs/packages.md)
 guest:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm; }
 	sandbox/build.sh $(GUEST_DIR)
 
 ## build: guest + debug binary
