@@ -194,6 +194,15 @@ When a limit ends a run, `exit_reason` says which (`timeout`, `memory_limit`, \
     )
 }
 
+/// The `pygal` chart of the `workspaces-and-charts` prompt (tests/python/test_mcp_workspaces.py
+/// runs it as it is).
+const PYGAL_EXAMPLE: &str = "import csv, pygal\n\
+rows = list(csv.DictReader(open('data.csv')))\n\
+chart = pygal.Line(title='Sales', width=640, height=400, js=[])\n\
+chart.x_labels = [row['month'] for row in rows]\n\
+chart.add('sales', [float(row['sales']) for row in rows])\n\
+chart.render_to_file('sales.svg')\n";
+
 /// The chart example of the workspaces prompt: pure Python (the standard library only),
 /// so it runs in every guest build. `tests/python/test_mcp_workspaces.py` runs it.
 pub const CHART_EXAMPLE: &str = r#"import csv
@@ -251,13 +260,19 @@ No plotting library is needed: write SVG text and the client receives the pictur
 `data.csv` holding `month,sales` rows, this draws a bar chart to `chart.svg`:\n\n\
 ```python\n{example}```\n\n\
 Any SVG works the same way (lines: `<polyline points=\"x1,y1 x2,y2 ...\"/>`; text: \
-`<text>`). Keep charts under about 2000 pixels a side.\n",
+`<text>`). Keep charts under about 2000 pixels a side.\n\n\
+## With a charting library\n\n\
+`pygal` is in the guest (see `list_packages`): bar, line, pie, scatter, box and more, drawn \
+as SVG. Pass `js=[]` (the default links a script on the internet, which the sandbox cannot \
+reach and the picture does not need):\n\n\
+```python\n{pygal}```\n",
         ttl = w.ttl_seconds,
         images = w.images_per_result,
         quota = w.quota_bytes,
         files = w.max_files,
         per_caller = w.per_caller,
         example = CHART_EXAMPLE,
+        pygal = PYGAL_EXAMPLE,
     )
 }
 

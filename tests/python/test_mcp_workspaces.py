@@ -35,8 +35,11 @@ def png_size(data: bytes):
     return struct.unpack(">II", data[16:24])
 
 
-def chart_example(prompt_text: str) -> str:
-    start = prompt_text.index("```python\n") + len("```python\n")
+def chart_example(prompt_text: str, nth: int = 0) -> str:
+    start = -1
+    for _ in range(nth + 1):
+        start = prompt_text.index("```python\n", start + 1)
+    start += len("```python\n")
     return prompt_text[start:prompt_text.index("```", start)]
 
 
@@ -117,6 +120,17 @@ async def test_three_call_flow_over_streamable_http(http_server, data_dir):
             data = base64.b64decode(images[0].data)
             assert png_size(data) == (3, 2)
             assert sha256(data) == png.structured_content["files"][0]["sha256"]
+            # The prompt's second example draws with pygal (a package in the guest); its
+            # SVG (CSS-styled) comes back rendered at its size.
+            prompt = await session.get_prompt("workspaces-and-charts")
+            code = chart_example(prompt.messages[0].content.text, nth=1)
+            assert "import csv, pygal" in code, code
+            drawn = await session.call_tool("execute_code", {"workspace_id": workspace, "code": code})
+            assert drawn.structured_content["exit_reason"] == "ok", drawn.structured_content["stderr"]
+            assert [f["path"] for f in drawn.structured_content["files"]] == ["sales.svg"]
+            images = [c for c in drawn.content if c.type == "image"]
+            assert len(images) == 1, drawn.content
+            assert png_size(base64.b64decode(images[0].data)) == (640, 400)
 
         # Another caller: no such workspace, on every way in.
         other = create_token(data_dir, "agent")
