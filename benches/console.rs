@@ -129,8 +129,8 @@ fn main() {
                 assert_eq!(response.status(), 200, "{path}");
                 let page = response.text().await.unwrap();
                 assert!(
-                    page.contains("bench-") || path.starts_with("/ui/code"),
-                    "{path}: no generated records on the page; run the store bench first"
+                    page.contains("href=\"/ui/runs/") || path.starts_with("/ui/code"),
+                    "{path}: no records on the page; run the store bench first"
                 );
             }
             let mut samples = Vec::new();
