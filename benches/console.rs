@@ -70,6 +70,10 @@ fn main() {
         )
         .env("SANDGRAPH_ADMIN_TOKEN", TOKEN)
         .env("SANDGRAPH_RATE_LIMIT", "1000000/second burst 1000000")
+        // The generated records are dated 2023: the retention sweep (30 s after start)
+        // would delete them mid-run.
+        .env("SANDGRAPH_HISTORY_RETENTION_DAYS", "0")
+        .env("SANDGRAPH_AUDIT_RETENTION_DAYS", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -129,8 +133,8 @@ fn main() {
                 assert_eq!(response.status(), 200, "{path}");
                 let page = response.text().await.unwrap();
                 assert!(
-                    page.contains("bench-") || path.starts_with("/ui/code"),
-                    "{path}: no generated records on the page; run the store bench first"
+                    page.contains("href=\"/ui/runs/") || path.starts_with("/ui/code"),
+                    "{path}: no records on the page; run the store bench first"
                 );
             }
             let mut samples = Vec::new();
@@ -144,6 +148,11 @@ fn main() {
             println!("| {name} | {p50:.2} | {p95:.2} | {p99:.2} | 300 |");
         }
     });
+    let after = runtime.block_on(execution_records(&uri));
+    assert_eq!(
+        after, records,
+        "records changed while the pages were measured"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -221,6 +221,24 @@ async fn neo4j_benches(uri: String) {
     let (p50, p95, p99) = percentiles(samples);
     println!("| code_stats (100 runs per hash) | {p50:.2} | {p95:.2} | {p99:.2} | 300 queries |");
     graph_query_guard(&store).await;
+    graph_schema(&store).await;
+}
+
+/// `graph_schema`'s store side beside the history: Neo4j's catalogue plus a per-label and
+/// per-type sample of the knowledge graph (never a scan of the record).
+async fn graph_schema(store: &Neo4jStore) {
+    let mut samples = Vec::new();
+    for _ in 0..100 {
+        let started = Instant::now();
+        let schema = store
+            .knowledge_graph_schema(sandgraph::store::graph_schema::SAMPLE)
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+        assert!(schema.labels.iter().any(|l| l.label == "BenchPerson"));
+    }
+    let (p50, p95, p99) = percentiles(samples);
+    println!("| graph_schema (store side) | {p50:.2} | {p95:.2} | {p99:.2} | 100 calls |");
 }
 
 /// What the graph_query guard costs: the same allowed knowledge-graph queries run three
@@ -338,8 +356,7 @@ async fn outbox_commit_source() {
     use sandgraph::store::StoredCode;
     for destination in [Destination::History, Destination::Outbox] {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("bench.db"), destination, u64::MAX)
-            .unwrap();
+        let store = SqliteStore::open(&dir.path().join("bench.db"), destination, u64::MAX).unwrap();
         let (mut off, mut new_code, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
         let repeated_source = source_text(u64::MAX);
         let repeated_hash = sandgraph::tools::code_hash(&repeated_source);
@@ -350,7 +367,10 @@ async fn outbox_commit_source() {
             record_off.source_kept = Some(false);
             let started = Instant::now();
             store
-                .append(vec![Record::Audit(audit(base)), Record::Execution(record_off)])
+                .append(vec![
+                    Record::Audit(audit(base)),
+                    Record::Execution(record_off),
+                ])
                 .await
                 .unwrap();
             off.push(started.elapsed());
@@ -393,9 +413,7 @@ async fn outbox_commit_source() {
             ("source on, code stored lately", repeated),
         ] {
             let (p50, p95, p99) = percentiles(samples);
-            println!(
-                "| commit into the {into}, {how} | {p50:.3} | {p95:.3} | {p99:.3} | 2000 |"
-            );
+            println!("| commit into the {into}, {how} | {p50:.3} | {p95:.3} | {p99:.3} | 2000 |");
         }
     }
 }

@@ -94,7 +94,9 @@ async fn records_acknowledged_before_sigkill_ship_after_restart() {
         .await;
         assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(outbox_depth(&first).await, 2 * n as u64);
+    // Three records per call: its audit event, its source text (each call's code is
+    // new) and its result.
+    assert_eq!(outbox_depth(&first).await, 3 * n as u64);
     let data = first.kill_keep_data();
 
     // Second life, same data dir, Neo4j reachable: all N calls ship.
@@ -129,13 +131,14 @@ async fn readiness_flips_when_neo4j_is_down_and_the_outbox_passes_its_bound() {
     let (status, body) = ready(&server).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["neo4j_reachable"], false);
-    for i in 0..20 {
+    // Three records per call (audit event, source text: each call's code is new, result).
+    for i in 0..14 {
         let (status, body) = server
             .post("/lint_code", json!({"code": format!("y = {i}\n")}))
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    // 40 records waiting of a bound of 50: past the 80% mark, so not ready.
+    // 42 records waiting of a bound of 50: past the 80% mark, so not ready.
     let (status, body) = ready(&server).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["checks"]["outbox_within_bounds"], false);

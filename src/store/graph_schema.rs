@@ -223,7 +223,7 @@ mod tests {
                 "Code",
                 "User",
             ]),
-            relationship_types: names(&["KNOWS", "RAN", "OF", "BY", "SANDGRAPH_X"]),
+            relationship_types: names(&["KNOWS", "RAN", "OF", "BY", "SANDGRAPHX"]),
             node_keys: vec![("Person".into(), names(&["key", "name"]))],
             relationship_keys: vec![RelationshipSchema {
                 rel_type: "KNOWS".into(),

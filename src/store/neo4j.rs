@@ -523,8 +523,22 @@ impl Neo4jStore {
         // `x.ts IS NOT NULL` lets the planner answer from the ts index when no other
         // filter narrows the match.
         conditions.push("x.ts IS NOT NULL".into());
+        // With an equality filter on the first property of a `(property, ts)` index,
+        // ordering by that (constant) property first lets Neo4j read the index in order
+        // and stop after a page; ordered by `ts` alone it sorts every match (400k rows
+        // for `tool = execute_code`: 300 ms instead of 12).
+        let lead = TS_INDEX_LEADS
+            .iter()
+            .find(|(l, _)| *l == label)
+            .and_then(|(_, leads)| {
+                leads
+                    .iter()
+                    .find(|lead| params.iter().any(|(name, _)| name == *lead))
+            })
+            .map(|lead| format!("x.{lead} DESC, "))
+            .unwrap_or_default();
         let cypher = format!(
-            "MATCH (x:{label}) WHERE {} WITH x ORDER BY x.ts DESC, x.id DESC LIMIT {} RETURN x {{.*}} AS x",
+            "MATCH (x:{label}) WHERE {} WITH x ORDER BY {lead}x.ts DESC, x.id DESC LIMIT {} RETURN x {{.*}} AS x",
             conditions.join(" AND "),
             window.limit
         );
@@ -576,6 +590,13 @@ pub struct Explained {
     /// The operator tree (absent if Neo4j sent none).
     pub plan: Option<PlanOperator>,
 }
+
+/// Per label, the properties that lead a `(property, ts)` index in
+/// `cypher/schema.cypher`, in the order a history or audit page prefers them.
+const TS_INDEX_LEADS: &[(&str, &[&str])] = &[
+    ("Execution", &["caller_id", "code_hash", "tool"]),
+    ("AuditEvent", &["request_id", "caller_id", "decision"]),
+];
 
 /// Most constraints or indexes `graph_schema` reads (sandgraph creates a dozen).
 const SCHEMA_RULES: usize = 1000;

@@ -13,6 +13,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ADMIN_TOKEN, BINARY, ROOT, server_env, spawned_server
@@ -84,10 +85,18 @@ def create_token(data_dir, role, name):
     return out.stdout.strip()
 
 
+def navigate_by(driver, element):
+    """Click something that loads a new page, and wait until the old page is gone (a
+    form submission's click returns before the next page is there)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+
 def sign_in(driver, base, token):
     driver.get(f"{base}/ui/login")
     driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "sign-in").click()
+    navigate_by(driver, driver.find_element(By.ID, "sign-in"))
     # The next page: the history, or the form again with its error.
     WebDriverWait(driver, 10).until(
         lambda d: d.current_url.endswith("/ui/history") or d.find_elements(By.ID, "login-error"))
@@ -114,13 +123,13 @@ def test_an_admin_uses_the_console_in_a_real_browser(console, browser):
 
     # Filter by exit reason: only the failed run is left.
     browser.find_element(By.CSS_SELECTOR, "select[name=outcome] option[value=error]").click()
-    browser.find_element(By.ID, "apply-filters").click()
+    navigate_by(browser, browser.find_element(By.ID, "apply-filters"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
     assert len(rows) == 1
     assert "outcome=error" in browser.current_url
 
     # Open it: its source, highlighted, and its audit trail.
-    rows[0].find_element(By.CSS_SELECTOR, "a.run-link").click()
+    navigate_by(browser, rows[0].find_element(By.CSS_SELECTOR, "a.run-link"))
     source = browser.find_element(By.ID, "source")
     assert "raise ValueError('boom')" in source.text
     assert source.find_elements(By.CSS_SELECTOR, "span.k"), "keywords are highlighted"
@@ -130,7 +139,7 @@ def test_an_admin_uses_the_console_in_a_real_browser(console, browser):
     screenshot(browser, "run-desktop")
 
     # Code stats with its chart.
-    browser.find_element(By.CSS_SELECTOR, "dd a.hash").click()
+    navigate_by(browser, browser.find_element(By.CSS_SELECTOR, "dd a.hash"))
     assert browser.find_element(By.ID, "stat-runs").text == "1"
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart circle")
     no_console_errors(browser, "code")
@@ -143,7 +152,7 @@ def test_an_admin_uses_the_console_in_a_real_browser(console, browser):
     # Tokens: create one (shown once), then revoke it.
     browser.get(f"{base}/ui/tokens")
     browser.find_element(By.CSS_SELECTOR, "#create-token input[name=name]").send_keys("from-browser")
-    browser.find_element(By.ID, "create").click()
+    navigate_by(browser, browser.find_element(By.ID, "create"))
     secret = browser.find_element(By.ID, "new-token").text
     assert secret.startswith("sg_")
     assert httpx2.get(f"{base}/execution_history",
@@ -151,7 +160,7 @@ def test_an_admin_uses_the_console_in_a_real_browser(console, browser):
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#tokens tbody tr")
                if r.find_element(By.CSS_SELECTOR, "td").text == "from-browser")
     token_id = row.get_attribute("data-token-id")
-    row.find_element(By.CSS_SELECTOR, "button.revoke").click()
+    navigate_by(browser, row.find_element(By.CSS_SELECTOR, "button.revoke"))
     row = browser.find_element(By.CSS_SELECTOR, f"tr[data-token-id='{token_id}']")
     assert "revoked" in row.text
     assert httpx2.get(f"{base}/prompts",
@@ -176,7 +185,7 @@ def test_an_admin_uses_the_console_in_a_real_browser(console, browser):
         screenshot(browser, f"{page}-phone")
 
     # Sign out: back at the sign-in page, and the history is closed.
-    browser.find_element(By.ID, "sign-out").click()
+    navigate_by(browser, browser.find_element(By.ID, "sign-out"))
     assert browser.current_url.endswith("/ui/login")
     browser.get(f"{base}/ui/history")
     assert browser.current_url.endswith("/ui/login")

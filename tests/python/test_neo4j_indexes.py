@@ -11,9 +11,18 @@ from neo4j import GraphDatabase
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The properties leading a `(property, ts)` index, per label, in page's order of preference
+# (TS_INDEX_LEADS in src/store/neo4j.rs): a page filtered by one orders by it first.
+TS_INDEX_LEADS = {"Execution": ["caller_id", "code_hash", "tool"],
+                  "AuditEvent": ["request_id", "caller_id", "decision"]}
+
+
 def page_query(label, conditions):
     where = " AND ".join(conditions + ["x.ts IS NOT NULL"])
-    return (f"MATCH (x:{label}) WHERE {where} WITH x ORDER BY x.ts DESC, x.id DESC "
+    lead = next((p for p in TS_INDEX_LEADS[label]
+                 if any(c.startswith(f"x.{p} = ") for c in conditions)), None)
+    order = (f"x.{lead} DESC, " if lead else "") + "x.ts DESC, x.id DESC"
+    return (f"MATCH (x:{label}) WHERE {where} WITH x ORDER BY {order} "
             f"LIMIT 50 RETURN x {{.*}} AS x")
 
 
