@@ -62,6 +62,43 @@ async fn health_says_neo4j_false_when_neo4j_is_configured_but_down() {
     server.assert_alive().await;
 }
 
+/// A Neo4j that accepts connections and never answers (hung, or a black-holed network):
+/// only the first probe waits for the ping (up to its 2 s timeout); later probes answer
+/// at once from the last answer while a refresh runs behind them. A liveness probe that
+/// waited on Neo4j would get a healthy sandgraph restarted.
+#[tokio::test]
+async fn health_does_not_wait_on_a_neo4j_that_never_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("bolt://{}", silent.local_addr().unwrap());
+    // Accept and hold every connection without a byte of answer.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let server = TestServer::spawn_with(&[("NEO4J_URI", &uri)]);
+    old_and_new_fields(&health(&server).await, false, "unreachable");
+    // Well under the ping timeout: each of these probes would take 2 s if it waited.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let answer: Value = impatient
+            .get(server.url("/health"))
+            .send()
+            .await
+            .expect("/health answered within 1.5 s")
+            .json()
+            .await
+            .unwrap();
+        old_and_new_fields(&answer, false, "unreachable");
+    }
+    server.assert_alive().await;
+}
+
 #[tokio::test]
 async fn the_old_prompt_slugs_are_served_and_listed() {
     let server = TestServer::spawn();

@@ -3,12 +3,14 @@
 //! now) beside sandgraph's own, so the old platform's probes and clients keep working.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
+use crate::store::neo4j::Neo4jStore;
 use crate::tools::Tools;
 
 /// How long one answer to "is Neo4j reachable?" is reused.
@@ -18,32 +20,53 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks Neo4j whether it is reachable at most once per [`FRESH_FOR`], however often
 /// `/health` is probed: the endpoint is open, so a stranger's flood of probes must not
-/// become a flood of Neo4j round trips. One ping is in flight at a time; concurrent
-/// probes wait for its answer.
+/// become a flood of Neo4j round trips. A liveness probe must not wait on Neo4j either:
+/// past the first probe, `/health` answers at once with the last answer while one
+/// refresh runs behind it (so a hanging Neo4j shows as `false` a ping timeout later,
+/// and the probe itself never hangs).
 #[derive(Default)]
 pub struct Neo4jProbe {
-    last: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    last: std::sync::Mutex<Option<(Instant, bool)>>,
+    refreshing: AtomicBool,
 }
 
 impl Neo4jProbe {
-    /// Whether Neo4j answered a ping within the last second (false when none is
-    /// configured).
-    pub async fn reachable(&self, tools: &Tools) -> bool {
+    /// Whether Neo4j answered its latest ping (false when none is configured).
+    pub async fn reachable(self: &Arc<Self>, tools: &Tools) -> bool {
         let Some(neo4j) = &tools.neo4j else {
             return false;
         };
-        let mut last = self.last.lock().await;
-        if let Some((at, answer)) = *last
-            && at.elapsed() < FRESH_FOR
-        {
-            return answer;
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last {
+            Some((at, answer)) if at.elapsed() < FRESH_FOR => answer,
+            Some((_, answer)) => {
+                if !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let (probe, neo4j) = (self.clone(), neo4j.clone());
+                    tools.shutdown.spawn(async move {
+                        probe.record(ping(&neo4j).await);
+                    });
+                }
+                answer
+            }
+            // The first probe waits for its ping (at most PING_TIMEOUT).
+            None => {
+                let answer = ping(neo4j).await;
+                self.record(answer);
+                answer
+            }
         }
-        let answer = tokio::time::timeout(PING_TIMEOUT, neo4j.ping())
-            .await
-            .unwrap_or(false);
-        *last = Some((Instant::now(), answer));
-        answer
     }
+
+    fn record(&self, answer: bool) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), answer));
+        self.refreshing.store(false, Ordering::Release);
+    }
+}
+
+async fn ping(neo4j: &Neo4jStore) -> bool {
+    tokio::time::timeout(PING_TIMEOUT, neo4j.ping())
+        .await
+        .unwrap_or(false)
 }
 
 /// What `neo4j_status` says.

@@ -260,8 +260,14 @@ fn parameters(path: &str, schema: &Map<String, Value>) -> Vec<Value> {
         .collect()
 }
 
-/// `{"type": ["string", "null"]}` -> `{"type": "string"}` (query parameters).
+/// `{"type": ["string", "null"], "default": null}` -> `{"type": "string"}` (query
+/// parameters: absent is the `None`, and a `null` default would break the schema).
 fn strip_null(schema: &mut Value) {
+    if let Some(object) = schema.as_object_mut()
+        && object.get("default").is_some_and(Value::is_null)
+    {
+        object.remove("default");
+    }
     if let Some(Value::Array(types)) = schema.get_mut("type") {
         types.retain(|t| t != "null");
         if types.len() == 1 {
