@@ -57,49 +57,60 @@ test-tools:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			prometheus chromium chromium-driver; }
 
-## test: lint, then every test (Rust unit + integration, guest logic, MCP clients, the
-## console in a browser), with a real Neo4j fetched from Maven Central and started for the
-## run (stopped even on failure)
-test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools lint
-	$(CARGO) build --locked
-	$(CARGO) test --locked --no-run
+## test: every test (Rust unit + integration, guest logic, MCP clients, the console in a
+## browser) and the lint, with a real Neo4j fetched from Maven Central and started for the
+## run (stopped even on failure). One compile, in the release profile `make run` built:
+## the server the tests spawn is the one `make run` serves, no dependency is compiled
+## twice, and clippy lints our own crates inside that compile (scripts/clippy-wrapper).
+test: guest $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools clippy-driver
+	$(CARGO) fmt --check
+	$(TEST_CARGO) build --locked --release --all-targets
 	scripts/neo4j/neo4j.sh fetch
 	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port $(NEO4J_TEST_PORT) --http-port 0 -- $(MAKE) test-all
 
+# The cargo that `make test` uses: clippy-driver (with -D warnings) stands in for rustc on
+# our crates only. A plain `cargo build --release` afterwards recompiles just our crates.
+TEST_CARGO = RUSTC_WORKSPACE_WRAPPER=$(CURDIR)/scripts/clippy-wrapper $(CARGO)
+TEST_BIN := target/release/sandgraph
+
+.PHONY: clippy-driver
+clippy-driver:
+	@command -v clippy-driver >/dev/null || rustup component add clippy
+
 test-all: test-rust test-neo4j-outage test-guest test-python test-load test-soak
 
-## ~20 s of the Locust load test against a local debug server; fails on any error.
+## ~20 s of the Locust load test against the release server; fails on any error.
 test-load:
-	SANDGRAPH_BIN=target/debug/sandgraph locust-compatible/run_headless.sh local 20 8 4
+	SANDGRAPH_BIN=$(TEST_BIN) locust-compatible/run_headless.sh local 20 8 4
 
 test-rust:
-	$(CARGO) test --locked
+	$(TEST_CARGO) test --locked --release
 
 ## Stops and restarts the shared Neo4j, so it runs alone, after everything else using it.
 test-neo4j-outage:
-	$(CARGO) test --locked --test neo4j_outage -- --ignored --test-threads=1
+	$(TEST_CARGO) test --locked --release --test neo4j_outage -- --ignored --test-threads=1
 
 ## The 2-minute soak (tests/soak.rs): Locust with faults (Neo4j stopped twice, the server
 ## SIGKILLed once, a spinner flood); every acknowledged call must be in Neo4j. It stops
 ## the shared Neo4j too, so it runs alone.
 SOAK_SECONDS ?= 120
 test-soak:
-	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --locked --test soak -- --ignored --nocapture
+	SOAK_SECONDS=$(SOAK_SECONDS) $(TEST_CARGO) test --locked --release --test soak -- --ignored --nocapture
 
 ## soak: the 10-minute soak on a release build, with a Neo4j of its own; the per-phase
 ## table is written to target/bench-results/soak.md.
 soak: guest
-	$(CARGO) test --locked --release --test soak --no-run
+	$(TEST_CARGO) test --locked --release --test soak --no-run
 	scripts/neo4j/neo4j.sh fetch
 	NEO4J_TX_TIMEOUT=5s scripts/neo4j/neo4j.sh run --port 17689 --http-port 0 --data build/neo4j-soak -- \
-		env SOAK_SECONDS=600 SOAK_USERS=16 $(CARGO) test --locked --release --test soak -- --ignored --nocapture
+		env SOAK_SECONDS=600 SOAK_USERS=16 $(TEST_CARGO) test --locked --release --test soak -- --ignored --nocapture
 
 test-guest: $(TEST_VENV)/.installed
 	PYTHONPATH=$(GUEST_DIR)/python-site $(TEST_PY) -m pytest -q -p no:cacheprovider sandbox/guest/test_guest_logic.py
 
 ## Screenshots of the console (desktop and phone width) land in target/console-screenshots.
 test-python: $(TEST_VENV)/.installed $(TS_CLIENT_STAMP) test-tools
-	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
+	SANDGRAPH_BIN=$(TEST_BIN) $(TEST_PY) -m pytest -q -p no:cacheprovider tests/python
 
 lint:
 	$(CARGO) fmt --check

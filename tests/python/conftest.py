@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("SANDGRAPH_BIN", ROOT / "target" / "debug" / "sandgraph"))
+# `make test` passes the release build (the one `make run` serves); by hand, the newest of
+# the release and debug builds is used.
+BINARY = Path(os.environ.get("SANDGRAPH_BIN") or max(
+    (p for p in (ROOT / "target" / "release" / "sandgraph", ROOT / "target" / "debug" / "sandgraph")
+     if p.exists()),
+    key=lambda p: p.stat().st_mtime, default=ROOT / "target" / "release" / "sandgraph"))
 
 
 ADMIN_TOKEN = "sg_python_test_admin_token_" + os.urandom(8).hex()
@@ -35,7 +40,7 @@ def server_env(data_dir: str) -> dict:
 @pytest.fixture
 def binary() -> Path:
     if not BINARY.exists():
-        pytest.fail(f"{BINARY} is missing: run `cargo build` (make test does)")
+        pytest.fail(f"{BINARY} is missing: run `cargo build --release` (make test does)")
     return BINARY
 
 
