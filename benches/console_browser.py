@@ -133,8 +133,8 @@ def main():
         try:
             seconds = fill(base, args.records)
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            page = httpx2.post(f"{base}/execution_history", headers=headers,
-                               json={"limit": 1}).json()
+            page = httpx2.get(f"{base}/execution_history", headers=headers,
+                              params={"limit": 1}).json()
             newest = page["items"][0]
             driver = browser()
             try:
