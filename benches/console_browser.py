@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,28 +35,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-TOKEN = "sg_bench_console_browser_admin_" + os.urandom(6).hex()
-
-
-def start_server(binary, data_dir):
-    env = dict(os.environ)
-    env.pop("NEO4J_URI", None)
-    env.update(
-        SANDGRAPH_ADMIN_TOKEN=TOKEN,
-        SANDGRAPH_DATA_DIR=data_dir,
-        SANDGRAPH_GUEST_DIR=str(ROOT / "build" / "guest"),
-        SANDGRAPH_COMPILED_CACHE_DIR=str(ROOT / "target" / "bench-compiled-guests"),
-        SANDGRAPH_RATE_LIMIT="1000000/second",
-        RUST_LOG="warn",
-    )
-    process = subprocess.Popen([str(binary), "serve", "--bind", "127.0.0.1:0"], env=env,
-                               stdout=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("listening on "):
-            base = line.split("listening on ", 1)[1].strip()
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, base
-    raise SystemExit(f"the server exited before listening (code {process.wait()})")
+# The server is started the way the Python tests start theirs (tests/python/conftest.py).
+from conftest import ADMIN_TOKEN as TOKEN, spawned_server  # noqa: E402
 
 
 def fill(base, records):
@@ -128,36 +107,32 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "sandgraph"))
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="sandgraph-console-bench-") as data_dir:
-        process, base = start_server(args.binary, data_dir)
+    with tempfile.TemporaryDirectory(prefix="sandgraph-console-bench-") as data_dir, \
+            spawned_server(args.binary, data_dir, SANDGRAPH_RATE_LIMIT="1000000/second") as base:
+        seconds = fill(base, args.records)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        page = httpx2.get(f"{base}/execution_history", headers=headers,
+                          params={"limit": 1}).json()
+        newest = page["items"][0]
+        driver = browser()
         try:
-            seconds = fill(base, args.records)
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            page = httpx2.get(f"{base}/execution_history", headers=headers,
-                              params={"limit": 1}).json()
-            newest = page["items"][0]
-            driver = browser()
-            try:
-                driver.get(f"{base}/ui/login")
-                driver.find_element(By.ID, "token").send_keys(TOKEN)
-                old = driver.find_element(By.TAG_NAME, "html")
-                driver.find_element(By.ID, "sign-in").click()
-                WebDriverWait(driver, 10).until(EC.staleness_of(old))
-                pages = [
-                    ("history, newest 50", "/ui/history"),
-                    ("history, outcome = error", "/ui/history?outcome=error"),
-                    ("history, by code hash", f"/ui/history?code_hash={newest['code_hash']}"),
-                    ("one run (source highlighted)", f"/ui/runs/{newest['id']}"),
-                    ("code stats (chart)", f"/ui/code/{newest['code_hash']}"),
-                    ("audit log, newest 50", "/ui/audit"),
-                    ("health", "/ui/health"),
-                ]
-                rows = [(name, *measure(driver, base + path, args.repeats)) for name, path in pages]
-            finally:
-                driver.quit()
+            driver.get(f"{base}/ui/login")
+            driver.find_element(By.ID, "token").send_keys(TOKEN)
+            old = driver.find_element(By.TAG_NAME, "html")
+            driver.find_element(By.ID, "sign-in").click()
+            WebDriverWait(driver, 10).until(EC.staleness_of(old))
+            pages = [
+                ("history, newest 50", "/ui/history"),
+                ("history, outcome = error", "/ui/history?outcome=error"),
+                ("history, by code hash", f"/ui/history?code_hash={newest['code_hash']}"),
+                ("one run (source highlighted)", f"/ui/runs/{newest['id']}"),
+                ("code stats (chart)", f"/ui/code/{newest['code_hash']}"),
+                ("audit log, newest 50", "/ui/audit"),
+                ("health", "/ui/health"),
+            ]
+            rows = [(name, *measure(driver, base + path, args.repeats)) for name, path in pages]
         finally:
-            process.terminate()
-            process.wait(timeout=20)
+            driver.quit()
 
     version = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
                              text=True).stdout.strip()
