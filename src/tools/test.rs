@@ -261,35 +261,9 @@ async fn run_tests_unrecorded(
                 &ctx.cancel,
             )
             .await?;
-        let response = response(language, hash.clone(), output, report)?;
-        // Recorded, never cached nor shared with identical calls in flight.
-        if response.exit_reason == ExitReason::Cancelled {
-            return Err(ToolError::Cancelled {
-                record: crate::call::ToolResponse::record(&response, ctx, RUNTESTS_SPEC.name)
-                    .map(Box::new),
-            });
-        }
-        Ok(CachedResult::Tests(response))
+        response(language, hash.clone(), output, report)
     };
-    let (result, cached) = tools
-        .cached(
-            ctx,
-            Endpoint::RunTests,
-            request.cache.unwrap_or(true),
-            &key,
-            run,
-        )
-        .await?;
-    match result {
-        CachedResult::Tests(mut response) => {
-            response.id = new_id();
-            response.cached = cached;
-            Ok(response)
-        }
-        _ => Err(ToolError::Internal(anyhow::anyhow!(
-            "cache returned another tool's result"
-        ))),
-    }
+    cached_tests(tools, ctx, request.cache.unwrap_or(true), &key, run).await
 }
 
 /// The JavaScript test runner: test()/describe()/expect() inside QuickJS.
@@ -370,7 +344,26 @@ async fn run_javascript_tests(
                 &ctx.cancel,
             )
             .await?;
-        let response = javascript_response(hash.clone(), output)?;
+        javascript_response(hash.clone(), output)
+    };
+    cached_tests(tools, ctx, request.cache.unwrap_or(true), &key, run).await
+}
+
+/// A test run through the result cache (Python and JavaScript alike), answered with a
+/// fresh id. A cancelled run is recorded, never cached nor shared with identical calls in
+/// flight: it comes back as `ToolError::Cancelled` with its record.
+async fn cached_tests<Fut>(
+    tools: &Tools,
+    ctx: &CallContext,
+    use_cache: bool,
+    key: &impl serde::Serialize,
+    run: impl FnOnce() -> Fut,
+) -> Result<RunTestsResponse, ToolError>
+where
+    Fut: std::future::Future<Output = Result<RunTestsResponse, ToolError>>,
+{
+    let run = || async {
+        let response = run().await?;
         if response.exit_reason == ExitReason::Cancelled {
             return Err(ToolError::Cancelled {
                 record: crate::call::ToolResponse::record(&response, ctx, RUNTESTS_SPEC.name)
@@ -380,13 +373,7 @@ async fn run_javascript_tests(
         Ok(CachedResult::Tests(response))
     };
     let (result, cached) = tools
-        .cached(
-            ctx,
-            Endpoint::RunTests,
-            request.cache.unwrap_or(true),
-            &key,
-            run,
-        )
+        .cached(ctx, Endpoint::RunTests, use_cache, key, run)
         .await?;
     match result {
         CachedResult::Tests(mut response) => {
