@@ -7,6 +7,7 @@
 #   OUT_DIR/quickjs.wasm       QuickJS-NG WASI command module (JavaScript guest)
 #   OUT_DIR/jshint.js          JSHint, run inside QuickJS by `lint_code` for javascript
 #   OUT_DIR/python-cli.wasm    plain CPython WASI command module (benchmark baseline)
+#   OUT_DIR/ruff               ruff, the Python linter (`lint_code`), from its wheel
 #   OUT_DIR/BUILD_ID           sha256 over every input; the host's guest build id
 # Usage: sandbox/build.sh [OUT_DIR]   (default build/guest; relative to the repo root)
 # SANDGRAPH_GUEST_REQUIREMENTS=FILE adds an operator's own hash-pinned, pure-Python
@@ -42,6 +43,8 @@ JSHINT_VERSION=2.13.6
 JSHINT_SHA512=IVdB4G0NTTeQZrBoM8C5JFVLjV2KtZ9APgybDA1MK73xb09qFs0jCXyQLnCOp1cSZZZbvhq/6mfXHUTaDkffuQ==
 QUICKJS_SHA256=f9742952f9989b1558c4a79bedfb351d6ca33ff22a41e886517cae5196e6d783
 PYTHON_CLI_SHA256=e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763
+# ruff, pinned with one hash per platform wheel in sandbox/build-requirements.txt.
+RUFF_VERSION=0.17.6
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 step() { printf '==> %s\n' "$*"; }
@@ -72,7 +75,7 @@ build_id() {
 ID="$(build_id)"
 if [[ -f "$OUT/BUILD_ID" && "$(cat "$OUT/BUILD_ID")" == "$ID" \
       && -f "$OUT/python-guest.wasm" && -f "$OUT/quickjs.wasm" && -f "$OUT/python-cli.wasm"
-      && -f "$OUT/packages.json" && -f "$OUT/jshint.js" ]]; then
+      && -f "$OUT/packages.json" && -f "$OUT/jshint.js" && -x "$OUT/ruff" ]]; then
     step "guest build $ID is up to date in $OUT"
     exit 0
 fi
@@ -177,6 +180,21 @@ fi
 tar -xzOf "$tgz" package/dist/jshint.js > "$OUT/jshint.js.tmp" \
     || die "no package/dist/jshint.js in $tgz"
 mv -f "$OUT/jshint.js.tmp" "$OUT/jshint.js"
+
+# 4c. ruff, the Python linter: the binary from the hash-checked wheel of this platform
+#     (`pip download` in step 1 picked it).  The server runs it as `ruff server`.
+step "ruff $RUFF_VERSION -> $OUT/ruff"
+ruff_wheel="$(ls "$WHEELS"/ruff-"$RUFF_VERSION"-*.whl 2>/dev/null | head -n 1)"
+[[ -n "$ruff_wheel" ]] || die "no ruff $RUFF_VERSION wheel in $WHEELS (delete $VENV/.stamp and re-run)"
+"$VENV/bin/python" - "$ruff_wheel" "ruff-$RUFF_VERSION.data/scripts/ruff" "$OUT/ruff.tmp" <<'PY'
+import sys, zipfile, shutil
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+chmod +x "$OUT/ruff.tmp"
+got="$("$OUT/ruff.tmp" --version 2>&1)" || die "$OUT/ruff.tmp does not run on this machine: $got"
+[[ "$got" == "ruff $RUFF_VERSION" ]] || die "the ruff binary says '$got', expected 'ruff $RUFF_VERSION'"
+mv -f "$OUT/ruff.tmp" "$OUT/ruff"
 
 # 5. The manifest the host serves (`list_packages`): the Python guest's, as its build
 #    step verified it, and the JavaScript guest's.

@@ -55,6 +55,13 @@ impl App {
         let (records, history, neo4j) = store::open(&config, &shutdown).await?;
         let mut tools = Tools::new(sandbox, config.clone(), tokens, records, history, neo4j)?
             .with_shutdown(shutdown.clone());
+        if config.linter == crate::config::Linter::Ruff {
+            // Fail at start, not at the first lint_code, when the linter is missing.
+            let version = tools.ruff.version().await.map_err(|e| {
+                anyhow::anyhow!("{e}; or set SANDGRAPH_LINTER=guest to lint inside the guest")
+            })?;
+            tracing::info!(%version, binary = %tools.ruff.binary().display(), "lint_code uses ruff");
+        }
         if mode == Mode::Serve {
             tools = tools.with_metrics(telemetry::install_metrics(&shutdown)?);
         }

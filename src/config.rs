@@ -71,6 +71,21 @@ pub struct Config {
     pub history_retention_days: u32,
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: u32,
+    /// What lints Python code for `lint_code`.
+    pub linter: Linter,
+    /// The ruff binary (default: `<guest_dir>/ruff`, which `make guest` installs).
+    pub ruff: Option<PathBuf>,
+}
+
+/// The Python linter behind `lint_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Linter {
+    /// ruff, as persistent `ruff server` workers on the host (parses, never runs code).
+    Ruff,
+    /// pyflakes + pycodestyle + mccabe inside the Python guest (flake8's codes and
+    /// messages), for deployments that run no native process besides the server.
+    Guest,
 }
 
 mod millis {
@@ -268,11 +283,20 @@ impl Default for Config {
             store_source: true,
             history_retention_days: 90,
             audit_retention_days: 365,
+            linter: Linter::Ruff,
+            ruff: None,
         }
     }
 }
 
 impl Config {
+    /// The ruff binary `lint_code` runs.
+    pub fn ruff_binary(&self) -> PathBuf {
+        self.ruff
+            .clone()
+            .unwrap_or_else(|| self.guest_dir.join("ruff"))
+    }
+
     /// Load defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut config = match file {
@@ -727,6 +751,28 @@ pub static SETTINGS: &[Setting] = &[
         doc: "active tokens are held in memory (changes through the API or `sandgraph token` are seen on the next request); this backstop reload also catches direct database edits; 0 = no memory copy, read the database per request",
         apply: Apply::One(|c, k, v| {
             c.token_reload = Duration::from_millis(parse(k, v)?);
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_LINTER",
+        default: "ruff",
+        doc: "what lints Python for `lint_code`: `ruff` (ruff's rules, codes and messages; persistent `ruff server` workers on the host, which parse the code and never run it) or `guest` (pyflakes + pycodestyle + mccabe inside the Python guest, flake8's codes)",
+        apply: Apply::One(|c, k, v| {
+            c.linter = match v.as_str() {
+                "ruff" => Linter::Ruff,
+                "guest" => Linter::Guest,
+                other => anyhow::bail!("{k}={other:?} is not valid: use ruff or guest"),
+            };
+            Ok(())
+        }),
+    },
+    Setting {
+        env: "SANDGRAPH_RUFF",
+        default: "<guest dir>/ruff",
+        doc: "the ruff binary `lint_code` runs as `ruff server` (`make guest` installs the pinned one beside the guests)",
+        apply: Apply::One(|c, _, v| {
+            c.ruff = Some(PathBuf::from(v));
             Ok(())
         }),
     },

@@ -18,6 +18,8 @@
 //! - [`sandbox`]: wasmtime: the engine, the compiled and pre-linked guests, and a fresh
 //!   store per run with time, memory, scratch-file and output limits. Knows nothing about
 //!   tools.
+//! - [`ruff`]: the Python linter, as persistent `ruff server` workers (LSP over stdio)
+//!   on the host: it parses code and never runs it.
 //! - [`workspace`]: directories that outlive a call, behind server-minted handles:
 //!   paths, quotas, no-follow file access, expiry, pictures for chat clients.
 //! - [`auth`]: bearer tokens (SHA-256 hashes in SQLite), roles, and which role each
@@ -40,6 +42,7 @@ pub mod config;
 pub mod cypher_guard;
 pub mod mcp;
 pub mod rate_limit;
+pub mod ruff;
 pub mod sandbox;
 pub mod shutdown;
 pub mod store;

@@ -55,18 +55,266 @@ async fn lint_reports_each_problem_at_its_line() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert!(
+        body["linter"].as_str().unwrap().starts_with("ruff 0."),
+        "{body}"
+    );
+    let unused = diagnostic(&body, "F401");
+    assert_eq!(unused["line"], 1);
+    assert_eq!(unused["source"], "ruff");
+    assert_eq!(unused["message"], "`json` imported but unused");
+    let undefined = diagnostic(&body, "F821");
+    assert_eq!(undefined["line"], 22);
+    assert_eq!(undefined["column"], 12);
+    assert_eq!(undefined["severity"], "error");
+    assert_eq!(undefined["message"], "Undefined name `undefined_name`");
+    // max_complexity turns C901 on (it is not in ruff's default set).
+    let complex = diagnostic(&body, "C901");
+    assert_eq!(complex["line"], 6);
+    assert_eq!(complex["message"], "`tangled` is too complex (11 > 5)");
+    assert_eq!(body["linter_exit_code"], 1);
+    assert!(
+        body["linter_output"]
+            .as_str()
+            .unwrap()
+            .contains("main.py:22:12: F821 Undefined name `undefined_name`\n"),
+        "{body}"
+    );
+    assert!(body["syntax_error"].is_null());
+    let tangled = body["function_complexity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tangled")
+        .unwrap();
+    assert!(tangled["complexity"].as_u64().unwrap() > 5);
+    // Without the option, no C901: ruff's defaults.
+    let (_, plain) = server
+        .post("/lint_code", json!({"code": LINT_SAMPLE}))
+        .await;
+    assert!(
+        plain["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["code"] != "C901"),
+        "{plain}"
+    );
+}
+
+/// What `ruff check` prints for `code` with `args`: its finding lines, without the `[*]`
+/// fix marks (which the LSP does not carry) and the summary lines.
+fn ruff_check(code: &str, args: &[&str]) -> String {
+    use std::io::Write;
+    let ruff = common::repo_root().join("build/guest/ruff");
+    let mut child = std::process::Command::new(&ruff)
+        .args([
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--target-version",
+            "py314",
+        ])
+        .args(["--output-format", "concise"])
+        .args(args)
+        .args(["--stdin-filename", "main.py", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", ruff.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(code.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("main.py:"))
+        .map(|line| line.replacen(" [*] ", " ", 1) + "\n")
+        .collect()
+}
+
+#[tokio::test]
+async fn lint_output_is_what_ruff_check_prints_for_the_same_file() {
+    let server = TestServer::spawn();
+    let unicode = "name = \"Zoë ☕\"; total = undefined + 1\nimport sys\n";
+    let syntax = "x = 1\ndef broken(:\n    pass\n";
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (LINT_SAMPLE, json!({}), vec![]),
+        (
+            LINT_SAMPLE,
+            json!({"max_complexity": 5, "max_line_length": 20}),
+            vec![
+                "--line-length",
+                "20",
+                "--extend-select",
+                "E501,C901",
+                "--config",
+                "lint.mccabe.max-complexity = 5",
+            ],
+        ),
+        (
+            LINT_SAMPLE,
+            json!({"select": ["E", "W", "F"], "ignore": ["F401"]}),
+            vec!["--select", "E,W,F", "--ignore", "F401"],
+        ),
+        (
+            LINT_SAMPLE,
+            json!({"select": ["ALL"], "ignore": ["D"], "extend_ignore": ["ANN"]}),
+            vec!["--select", "ALL", "--ignore", "D,ANN"],
+        ),
+        // Columns count characters, not bytes.
+        (unicode, json!({}), vec![]),
+        (syntax, json!({}), vec![]),
+    ];
+    for (code, options, args) in cases {
+        let expected = ruff_check(code, &args);
+        assert!(
+            !expected.is_empty(),
+            "ruff found nothing in {code:?} with {args:?}"
+        );
+        let (status, body) = server
+            .post("/lint_code", json!({"code": code, "options": options}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["linter_output"].as_str().unwrap(),
+            expected,
+            "options {options} vs ruff check {args:?}"
+        );
+        // The structured findings are the same lines.
+        assert_eq!(
+            body["diagnostics"].as_array().unwrap().len(),
+            expected.lines().count()
+        );
+    }
+}
+
+#[tokio::test]
+async fn lint_refuses_options_ruff_does_not_know_and_keeps_serving() {
+    let server = TestServer::spawn();
+    for (options, detail) in [
+        (
+            json!({"select": ["E121"]}),
+            "ruff refused the options: Unknown rule selector `E121` in `select`",
+        ),
+        (
+            json!({"ignore": ["F401", "XYZ999"]}),
+            "ruff refused the options: Unknown rule selector `XYZ999` in `ignore`",
+        ),
+        (
+            json!({"max_line_length": 0}),
+            "options.max_line_length must be between 1 and 320 (got 0)",
+        ),
+        (
+            json!({"ignore": ["F4;01"]}),
+            "options.ignore: \"F4;01\" is not a rule selector (a rule code or prefix such as F401, E5, B, or ALL)",
+        ),
+        (
+            json!({"select": vec!["E"; 65]}),
+            "options.select: at most 64 rule selectors",
+        ),
+    ] {
+        let (status, body) = server
+            .post("/lint_code", json!({"code": "x = 1\n", "options": options}))
+            .await;
+        assert_eq!(status, 422, "{options}: {body}");
+        assert_eq!(body["detail"], detail, "{options}");
+    }
+    let (status, body) = server
+        .post("/lint_code", json!({"code": "import os\n"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(diagnostic(&body, "F401")["line"], 1);
+    server.assert_alive().await;
+}
+
+/// The `ruff server` processes the server runs (its children with that command line).
+fn ruff_workers(server_pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(server_pid) && cmdline.ends_with(b"ruff\0server\0") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_killed_ruff_worker_is_replaced_and_workers_stay_bounded() {
+    let server = TestServer::spawn();
+    let lint = |code: String, options: Value| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .post(
+                    "/lint_code",
+                    json!({"code": code, "options": options, "cache": false}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    lint("import os\n".into(), json!({})).await;
+    let workers = ruff_workers(server.pid());
+    assert_eq!(workers.len(), 1, "one worker for the default settings");
+    for pid in &workers {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    // The next call finds the worker gone and gets a new one; nothing is lost.
+    let body = lint("import os\n".into(), json!({})).await;
+    assert_eq!(diagnostic(&body, "F401")["line"], 1);
+    let replaced = ruff_workers(server.pid());
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, workers);
+    // Every distinct setting gets a worker, at most four at once (least recently used
+    // go), whatever callers send.
+    for length in 40..50 {
+        let body = lint(
+            format!("x = '{}'\n", "a".repeat(60)),
+            json!({"max_line_length": length}),
+        )
+        .await;
+        assert_eq!(diagnostic(&body, "E501")["line"], 1);
+        assert!(ruff_workers(server.pid()).len() <= 4);
+    }
+    server.assert_alive().await;
+}
+
+#[tokio::test]
+async fn the_guest_linter_keeps_flake8s_codes_and_messages() {
+    let server = TestServer::spawn_with(&[("SANDGRAPH_LINTER", "guest")]);
+    let (status, body) = server
+        .post(
+            "/lint_code",
+            json!({"code": LINT_SAMPLE, "options": {"max_complexity": 5}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["linter"],
+        "pyflakes + pycodestyle + mccabe (in the guest)"
+    );
     let unused = diagnostic(&body, "F401");
     assert_eq!(unused["line"], 1);
     assert_eq!(unused["source"], "pyflakes");
-    let undefined = diagnostic(&body, "F821");
-    assert_eq!(undefined["line"], 22);
-    assert_eq!(undefined["severity"], "error");
-    assert!(
-        undefined["message"]
-            .as_str()
-            .unwrap()
-            .contains("undefined_name")
-    );
     let complex = diagnostic(&body, "C901");
     assert_eq!(complex["line"], 6);
     assert!(
@@ -78,7 +326,6 @@ async fn lint_reports_each_problem_at_its_line() {
     let style = diagnostic(&body, "E225");
     assert_eq!(style["line"], 26);
     assert_eq!(style["source"], "pycodestyle");
-    assert_eq!(body["linter_exit_code"], 1);
     assert!(
         body["linter_output"]
             .as_str()
@@ -86,14 +333,14 @@ async fn lint_reports_each_problem_at_its_line() {
             .contains("main.py:22:12: F821 undefined name 'undefined_name'"),
         "{body}"
     );
-    assert!(body["syntax_error"].is_null());
-    let tangled = body["function_complexity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "tangled")
-        .unwrap();
-    assert!(tangled["complexity"].as_u64().unwrap() > 5);
+    let (_, broken) = server
+        .post(
+            "/lint_code",
+            json!({"code": "x = 1\ndef broken(:\n    pass\n"}),
+        )
+        .await;
+    assert_eq!(diagnostic(&broken, "E999")["line"], 2);
+    assert_eq!(broken["syntax_error"]["line"], 2);
 }
 
 #[tokio::test]
@@ -127,9 +374,13 @@ async fn lint_reports_a_syntax_error_with_its_position() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // CPython's own parser says where (the guest's summary) ...
     assert_eq!(body["syntax_error"]["line"], 2);
     assert_eq!(body["syntax_error"]["column"], 12);
-    assert_eq!(diagnostic(&body, "E999")["line"], 2);
+    // ... and ruff reports it among the findings.
+    let syntax = diagnostic(&body, "invalid-syntax");
+    assert_eq!(syntax["line"], 2);
+    assert_eq!(syntax["severity"], "error");
     assert_eq!(body["functions"], json!([]));
 }
 

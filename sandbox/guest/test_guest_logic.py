@@ -372,3 +372,32 @@ def test_pytest_args():
     assert "--rootdir=/scratch" in args and "--color=no" in args
     assert "-p" in args and "no:cacheprovider" in args
     assert "--capture=sys" not in tr.pytest_args(["-s"], "/scratch")
+
+
+def test_lint_summary_only():
+    code = textwrap.dedent("""\
+        import os.path
+        from collections import OrderedDict
+
+        def f(a):
+            if a and a > 1:
+                return 1
+            return undefined
+
+        class K:
+            async def m(self):
+                pass
+        """)
+    full = lt.lint(code, "{}")
+    summary = lt.lint(code, '{"summary_only": true}')
+    assert summary["diagnostics"] == [] and summary["linter_output"] == ""
+    assert summary["linter_exit_code"] == 0
+    for key in ("functions", "classes", "imports", "complexity", "function_complexity",
+                "syntax_error"):
+        assert summary[key] == full[key], key
+    assert summary["function_complexity"] == [
+        {"name": "f", "line": 4, "complexity": 2},  # mccabe: `and` adds none
+        {"name": "K.m", "line": 10, "complexity": 1},
+    ]
+    broken = lt.lint("def f(:\n", '{"summary_only": true}')
+    assert broken["syntax_error"]["line"] == 1 and broken["diagnostics"] == []

@@ -1,6 +1,9 @@
-//! `lint_code`: pyflakes + pycodestyle + mccabe and an AST summary, computed inside the
-//! Python guest (never on the host), with the old platform's fields kept; for JavaScript,
-//! JSHint inside the QuickJS guest.
+//! `lint_code`. Python: ruff's findings (persistent `ruff server` workers on the host,
+//! [`crate::ruff`]: they parse the code and never run it) beside the old platform's AST
+//! summary (functions, classes, imports, complexity, mccabe per function), which CPython's
+//! own `ast` computes inside the guest; with `SANDGRAPH_LINTER=guest`, pyflakes +
+//! pycodestyle + mccabe inside the guest instead of ruff. JavaScript: JSHint inside the
+//! QuickJS guest.
 
 use std::time::Duration;
 
@@ -12,6 +15,8 @@ use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
 use crate::call::{Hints, RestMethod, RestRoute, Source, Tool, ToolSpec};
+use crate::config::Linter;
+use crate::ruff::{RuffError, RuffSettings};
 use crate::sandbox::{ExitReason, Language};
 
 /// How long linting may take: it runs no user code, so only pathological input is slow.
@@ -23,7 +28,7 @@ const LINT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct LintRequest {
     /// The source text to lint.
     pub code: String,
-    /// `python` (pyflakes, pycodestyle, mccabe) or `javascript` (JSHint). Default `python`.
+    /// `python` (ruff) or `javascript` (JSHint). Default `python`.
     #[serde(default = "super::execute::default_language")]
     pub language: String,
     /// Linter settings; all optional.
@@ -34,23 +39,28 @@ pub struct LintRequest {
     pub cache: Option<bool>,
 }
 
-/// Linter settings (flake8 semantics).
+/// Linter settings, all optional. Python (ruff): without options, ruff's default rule
+/// set, line length 88; a rule code or prefix ruff does not know is a 422 with ruff's
+/// message. (With the guest linter: flake8's semantics, line length 79, complexity 10.)
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LintOptions {
-    /// E501 threshold. Default 79.
+    /// Longest line (ruff's `line-length`, 1..320, default 88); setting it also turns on
+    /// E501 (line too long) unless `select` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_line_length: Option<u32>,
-    /// C901 threshold (mccabe). Default 10.
+    /// C901 threshold (mccabe's complexity, default 10); setting it also turns on C901
+    /// unless `select` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_complexity: Option<u32>,
-    /// Only report codes with these prefixes (e.g. `["F", "E9"]`).
+    /// Only these rules: codes or prefixes (e.g. `["F", "E9", "B006"]`, or `["ALL"]`),
+    /// instead of ruff's default set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub select: Option<Vec<String>>,
-    /// Replace the default ignore list (flake8's: E121,E123,E126,E226,E24,E704,W503,W504).
+    /// Rules (codes or prefixes) not to report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignore: Option<Vec<String>>,
-    /// Add to the ignore list.
+    /// More rules not to report (added to `ignore`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extend_ignore: Option<Vec<String>>,
 }
@@ -62,13 +72,15 @@ pub struct Diagnostic {
     pub line: u32,
     /// 1-based column.
     pub column: u32,
-    /// flake8-style code: Fxxx (pyflakes), E/Wxxx (pycodestyle), C901 (mccabe).
+    /// ruff's rule code (`F401`, `E501`, `B006`, ...; `invalid-syntax` where the code does
+    /// not parse); flake8's with the guest linter; JSHint's for JavaScript.
     pub code: String,
-    /// What is wrong.
+    /// What is wrong, as the linter words it.
     pub message: String,
-    /// `error`, `warning` or `convention`.
+    /// `error` or `warning` (ruff's own severities); with the guest linter and JSHint
+    /// also `convention`.
     pub severity: String,
-    /// `pyflakes`, `pycodestyle` or `mccabe`.
+    /// `ruff`; with the guest linter `pyflakes`, `pycodestyle` or `mccabe`; `jshint`.
     pub source: String,
 }
 
@@ -128,8 +140,12 @@ pub struct LintResponse {
     pub complexity: u32,
     /// 0 when there are no diagnostics, else 1.
     pub linter_exit_code: i32,
-    /// flake8-style text, one `main.py:LINE:COL: CODE message` per diagnostic.
+    /// The linter's text, one line per diagnostic: what `ruff check --output-format
+    /// concise` prints for `main.py` (`main.py:LINE:COL: CODE message`), without its
+    /// `[*]` fix marks and summary lines; flake8's format with the guest linter.
     pub linter_output: String,
+    /// Which linter answered, with its version (`ruff 0.17.6`).
+    pub linter: String,
     /// Structured diagnostics, sorted by position.
     pub diagnostics: Vec<Diagnostic>,
     /// mccabe complexity per function.
@@ -158,11 +174,32 @@ async fn lint_code_unrecorded(
         .sandbox
         .limits
         .resolve(Some(LINT_TIMEOUT), &Default::default())?;
-    let key = (&request.code, &options, language);
+    let linter = match (language, tools.config.linter) {
+        (Language::Python, Linter::Ruff) => {
+            let settings = ruff_settings(&lint_options)?;
+            let version = tools
+                .ruff
+                .version()
+                .await
+                .map_err(|e| ToolError::Internal(anyhow::anyhow!("lint_code: {e}")))?;
+            Some((settings, version))
+        }
+        _ => None,
+    };
+    // The linter and its version are part of what determines the answer.
+    let linter_id = linter
+        .as_ref()
+        .map_or(GUEST_LINTER, |(_, version)| *version);
+    let key = (&request.code, &options, language, linter_id);
     let run = || async {
-        match language {
-            Language::Python => lint_in_guest(tools, &request.code, &options, limits, ctx).await,
-            Language::Javascript => {
+        match (language, &linter) {
+            (Language::Python, Some((settings, version))) => {
+                lint_with_ruff(tools, &request.code, settings, version, limits, ctx).await
+            }
+            (Language::Python, None) => {
+                lint_in_guest(tools, &request.code, &options, limits, ctx).await
+            }
+            (Language::Javascript, _) => {
                 lint_javascript(tools, &request.code, &lint_options, limits, ctx).await
             }
         }
@@ -189,14 +226,17 @@ async fn lint_code_unrecorded(
     }
 }
 
-async fn lint_in_guest(
+/// What `linter` says with `SANDGRAPH_LINTER=guest`.
+const GUEST_LINTER: &str = "pyflakes + pycodestyle + mccabe (in the guest)";
+
+/// The guest's lint run with `options` (a JSON object): its report and how long it took.
+async fn guest_report(
     tools: &Tools,
     code: &str,
     options: &str,
     limits: crate::sandbox::SandboxLimits,
     ctx: &CallContext,
-) -> Result<LintResponse, ToolError> {
-    let language = Language::Python;
+) -> Result<(GuestLintReport, Duration), ToolError> {
     let (output, report) = tools
         .sandbox
         .lint_python(code, options, limits, &ctx.caller.id, &ctx.cancel)
@@ -217,10 +257,23 @@ async fn lint_in_guest(
     }
     let report: GuestLintReport =
         serde_json::from_str(&report).map_err(|e| ToolError::Internal(e.into()))?;
+    Ok((report, output.duration))
+}
+
+/// pyflakes + pycodestyle + mccabe and the summary, all inside the guest.
+async fn lint_in_guest(
+    tools: &Tools,
+    code: &str,
+    options: &str,
+    limits: crate::sandbox::SandboxLimits,
+    ctx: &CallContext,
+) -> Result<LintResponse, ToolError> {
+    let (report, duration) = guest_report(tools, code, options, limits, ctx).await?;
     Ok(LintResponse {
         id: new_id(),
         code_hash: code_hash(code),
-        language,
+        language: Language::Python,
+        linter: GUEST_LINTER.to_owned(),
         functions: report.functions,
         classes: report.classes,
         imports: report.imports,
@@ -230,10 +283,142 @@ async fn lint_in_guest(
         diagnostics: report.diagnostics,
         function_complexity: report.function_complexity,
         syntax_error: report.syntax_error,
-        duration_seconds: output.duration.as_secs_f64(),
+        duration_seconds: duration.as_secs_f64(),
         cached: false,
     })
 }
+
+/// Most rule selectors in one option list.
+const MAX_SELECTORS: usize = 64;
+
+/// The caller's options as ruff settings. Selectors are checked for shape here (ruff
+/// itself judges whether it knows them, [`crate::ruff`]).
+fn ruff_settings(options: &LintOptions) -> Result<RuffSettings, ToolError> {
+    fn selectors(field: &'static str, list: &[String]) -> Result<Vec<String>, ToolError> {
+        if list.len() > MAX_SELECTORS {
+            return Err(ToolError::invalid(
+                field,
+                format!("{field}: at most {MAX_SELECTORS} rule selectors"),
+            ));
+        }
+        list.iter()
+            .map(|s| {
+                let s = s.trim().to_ascii_uppercase();
+                let letters = s.trim_end_matches(|c: char| c.is_ascii_digit());
+                let shaped = !letters.is_empty()
+                    && s.len() <= 16
+                    && letters.chars().all(|c| c.is_ascii_uppercase());
+                if shaped {
+                    Ok(s)
+                } else {
+                    Err(ToolError::invalid(
+                        field,
+                        format!(
+                            "{field}: {s:?} is not a rule selector (a rule code or prefix \
+                             such as F401, E5, B, or ALL)"
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    }
+    if let Some(length) = options.max_line_length
+        && !(1..=320).contains(&length)
+    {
+        return Err(ToolError::invalid(
+            "options.max_line_length",
+            format!("options.max_line_length must be between 1 and 320 (got {length})"),
+        ));
+    }
+    let mut ignore = selectors(
+        "options.ignore",
+        options.ignore.as_deref().unwrap_or_default(),
+    )?;
+    ignore.extend(selectors(
+        "options.extend_ignore",
+        options.extend_ignore.as_deref().unwrap_or_default(),
+    )?);
+    Ok(RuffSettings {
+        line_length: options.max_line_length,
+        max_complexity: options.max_complexity,
+        select: options
+            .select
+            .as_deref()
+            .map(|list| selectors("options.select", list))
+            .transpose()?,
+        ignore,
+    })
+}
+
+/// ruff's findings and the guest's AST summary, computed side by side.
+async fn lint_with_ruff(
+    tools: &Tools,
+    code: &str,
+    settings: &RuffSettings,
+    version: &str,
+    limits: crate::sandbox::SandboxLimits,
+    ctx: &CallContext,
+) -> Result<LintResponse, ToolError> {
+    let started = std::time::Instant::now();
+    let (findings, summary) = tokio::join!(
+        tools.ruff.lint(code, settings, LINT_TIMEOUT, &ctx.cancel),
+        guest_report(tools, code, SUMMARY_ONLY, limits, ctx),
+    );
+    let findings = findings.map_err(|e| match e {
+        RuffError::Settings(why) => {
+            ToolError::invalid("options", format!("ruff refused the options: {why}"))
+        }
+        RuffError::Timeout(limit) => ToolError::invalid(
+            "code",
+            format!(
+                "linting stopped: ruff took longer than {} s",
+                limit.as_secs()
+            ),
+        ),
+        RuffError::Cancelled => ToolError::Cancelled { record: None },
+        RuffError::Failed(why) => ToolError::Internal(anyhow::anyhow!("lint_code: {why}")),
+    })?;
+    let (summary, _) = summary?;
+    let mut findings = findings;
+    findings.sort_by(|a, b| (a.line, a.column, &a.code).cmp(&(b.line, b.column, &b.code)));
+    let linter_output = findings
+        .iter()
+        .map(|d| d.concise() + "\n")
+        .collect::<String>();
+    let diagnostics: Vec<Diagnostic> = findings
+        .into_iter()
+        .map(|d| Diagnostic {
+            line: d.line,
+            column: d.column,
+            code: d
+                .code
+                .unwrap_or_else(|| crate::ruff::SYNTAX_ERROR.to_owned()),
+            message: d.message,
+            severity: if d.error { "error" } else { "warning" }.to_owned(),
+            source: "ruff".to_owned(),
+        })
+        .collect();
+    Ok(LintResponse {
+        id: new_id(),
+        code_hash: code_hash(code),
+        language: Language::Python,
+        linter: version.to_owned(),
+        functions: summary.functions,
+        classes: summary.classes,
+        imports: summary.imports,
+        complexity: summary.complexity,
+        linter_exit_code: i32::from(!diagnostics.is_empty()),
+        linter_output,
+        diagnostics,
+        function_complexity: summary.function_complexity,
+        syntax_error: summary.syntax_error,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        cached: false,
+    })
+}
+
+/// The guest computes only the AST summary when ruff reports the findings.
+const SUMMARY_ONLY: &str = r#"{"summary_only": true}"#;
 
 /// What the JavaScript lint runner reports (sandbox/javascript/lint_runner.js).
 #[derive(Debug, Deserialize)]
@@ -331,6 +516,7 @@ async fn lint_javascript(
         id: new_id(),
         code_hash: code_hash(code),
         language: Language::Javascript,
+        linter: "jshint".to_owned(),
         functions: functions.iter().map(|f| f.name.clone()).collect(),
         classes: Vec::new(),
         imports: Vec::new(),
@@ -352,8 +538,9 @@ pub struct LintCode;
 pub static LINTCODE_SPEC: ToolSpec = ToolSpec {
     name: "lint_code",
     title: "Lint Python or JavaScript code",
-    description: "Lint Python code (pyflakes, pycodestyle, mccabe) or JavaScript (JSHint: syntax \
-errors, unused and undefined names) without running it. Returns \
+    description: "Lint Python code (ruff: its rules, codes and messages; options select, ignore, \
+max_line_length, max_complexity) or JavaScript (JSHint: syntax errors, unused and undefined \
+names) without running it. Returns \
 structured diagnostics {line, column, code, message, severity, source}, per-function complexity, \
 syntax_error if it does not parse, and a summary (functions, classes, imports, complexity).",
     endpoint: Endpoint::LintCode,

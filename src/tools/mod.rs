@@ -69,6 +69,8 @@ pub struct Tools {
     pub shutdown: crate::shutdown::Shutdown,
     /// Workspaces: directories behind handles, with their metadata.
     pub workspaces: Arc<crate::workspace::Workspaces>,
+    /// ruff's workers (`lint_code` for Python), started on first use.
+    pub ruff: Arc<crate::ruff::Ruff>,
 }
 
 impl Tools {
@@ -90,6 +92,7 @@ impl Tools {
             config.workspaces.clone(),
         )?);
         Ok(Self {
+            ruff: Arc::new(crate::ruff::Ruff::new(config.ruff_binary())?),
             workspaces,
             metrics: None,
             shutdown: crate::shutdown::Shutdown::new(),

@@ -134,6 +134,11 @@ impl TestServer {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Run `sandgraph token create` against this server's database; returns the token.
     pub fn create_token(&self, role: &str, name: &str) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_sandgraph"))

@@ -215,12 +215,29 @@ def _result(syntax_error, functions, classes, imports, complexity, function_comp
     }
 
 
+def _function_complexity(tree):
+    """mccabe's complexity of every function, by line; ``column`` is 1-based and only
+    for the C901 finding (the caller drops it)."""
+    visitor = mccabe.PathGraphingAstVisitor()
+    visitor.preorder(tree, visitor)
+    found = [{"name": g.entity, "line": g.lineno, "column": g.column + 1,
+              "complexity": g.complexity()} for g in visitor.graphs.values()]
+    found.sort(key=lambda f: f["line"])
+    return found
+
+
 def lint(code, options=None):
-    """Lint ``code``; ``options`` is a dict or a JSON object string.  Returns a dict."""
+    """Lint ``code``; ``options`` is a dict or a JSON object string.  Returns a dict.
+
+    With ``{"summary_only": true}`` only the AST summary is computed (syntax error,
+    functions, classes, imports, complexity, mccabe per function) and ``diagnostics`` is
+    empty: the host's linter (ruff) reports the findings then.
+    """
     if isinstance(options, str):
         options = json.loads(options) if options.strip() else {}
     if not isinstance(options, dict):
         options = {}
+    summary_only = options.get("summary_only") is True
     max_line_length = _int_option(options, "max_line_length", DEFAULT_MAX_LINE_LENGTH)
     max_complexity = _int_option(options, "max_complexity", DEFAULT_MAX_COMPLEXITY)
     wanted = _make_filter(options)
@@ -236,7 +253,7 @@ def lint(code, options=None):
         name = type(exc).__name__ if isinstance(exc, SyntaxError) else "SyntaxError"
         diag = _diag(line, column, "E999", f"{name}: {message}", "pycodestyle")
         return _result({"line": line, "column": column, "message": message},
-                       [], [], [], 1, [], [diag])
+                       [], [], [], 1, [], [] if summary_only else [diag])
 
     functions, classes, branches = [], [], 0
     for node in ast.walk(tree):
@@ -249,6 +266,12 @@ def lint(code, options=None):
     complexity = branches + max(len(functions), 1)
 
     diagnostics = []
+    if summary_only:
+        function_complexity = _function_complexity(tree)
+        for f in function_complexity:
+            del f["column"]
+        return _result(None, functions, classes, _imports(tree), complexity,
+                       function_complexity, diagnostics)
     # pyflakes
     for msg in pyflakes.checker.Checker(tree, filename=FILENAME).messages:
         code_ = PYFLAKES_CODES.get(type(msg).__name__, "F999")
@@ -268,18 +291,14 @@ def lint(code, options=None):
             diagnostics.append(_diag(line, column, code_, message, "pycodestyle"))
 
     # mccabe
-    visitor = mccabe.PathGraphingAstVisitor()
-    visitor.preorder(tree, visitor)
-    function_complexity = []
-    for graph in visitor.graphs.values():
-        value = graph.complexity()
-        function_complexity.append(
-            {"name": graph.entity, "line": graph.lineno, "complexity": value})
-        if max_complexity >= 0 and value > max_complexity and wanted("C901"):
-            diagnostics.append(_diag(graph.lineno, graph.column + 1, "C901",
-                                     f"{graph.entity!r} is too complex ({value})",
+    function_complexity = _function_complexity(tree)
+    for f in function_complexity:
+        if max_complexity >= 0 and f["complexity"] > max_complexity and wanted("C901"):
+            diagnostics.append(_diag(f["line"], f["column"], "C901",
+                                     f"{f['name']!r} is too complex ({f['complexity']})",
                                      "mccabe"))
-    function_complexity.sort(key=lambda f: f["line"])
+    for f in function_complexity:
+        del f["column"]
 
     diagnostics = _noqa_filter(lines, diagnostics)
     return _result(None, functions, classes, _imports(tree), complexity,
