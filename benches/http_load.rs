@@ -1,4 +1,4 @@
-//! HTTP load generator for `POST /execute_code`.
+//! HTTP load generator for `POST /execute_code` and `POST /lint_code`.
 //!
 //! Starts the `sandgraph` binary cargo built for this bench (or `SANDGRAPH_BIN`, or uses
 //! `--url` against a server already running), then runs each scenario with C concurrent
@@ -38,6 +38,12 @@
 //! histogram (no HTTP, so it is flattered slightly). `BENCH_PYTHON` picks the interpreter
 //! (default /usr/bin/python3, else `python3` on PATH).
 //!
+//! The `lint` scenarios post a 50-line file to `/lint_code` (ruff workers; the
+//! `lint_guest` ones on a server of their own started with `SANDGRAPH_LINTER=guest`, the
+//! linter before ruff); `ruff_subprocess` is the old platform's lint path, a temporary file
+//! and `ruff check` spawned per request, in this process (`BENCH_RUFF`, default the ruff
+//! `make guest` put in build/guest).
+//!
 //! The table is printed and written to `target/bench-results/http_load.md` (or `--out`).
 
 mod common;
@@ -51,7 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use common::{loadavg, machine, repo_root, target_dir};
+use common::{LINT_FILE, loadavg, machine, repo_root, target_dir};
 use hdrhistogram::Histogram;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -145,6 +151,11 @@ enum Kind {
     Spinners { spinners: usize },
     /// `python3 -c` spawned per request, in this process.
     Subprocess,
+    /// `POST /lint_code` of the 50-line file, unique per request (a trailing comment).
+    Lint,
+    /// The old platform's lint path: the file written to a temporary file and `ruff check`
+    /// spawned on it per request, in this process.
+    RuffSubprocess,
     /// `GET /workspaces/{id}/files/{path}` of a `bytes`-long file written once before.
     Download { bytes: usize },
 }
@@ -154,7 +165,13 @@ struct Scenario {
     what: &'static str,
     concurrency: usize,
     kind: Kind,
+    /// Extra environment for a server of this scenario's own (started for it and stopped
+    /// after it); empty = the shared server.
+    server_env: &'static [(&'static str, &'static str)],
 }
+
+/// The linter `lint_code` used before ruff: pyflakes + pycodestyle + mccabe in the guest.
+const GUEST_LINTER: &[(&str, &str)] = &[("SANDGRAPH_LINTER", "guest")];
 
 fn scenarios() -> Vec<Scenario> {
     let py = Kind::Http {
@@ -181,36 +198,42 @@ fn scenarios() -> Vec<Scenario> {
             what: "python print('hi'), uncached",
             concurrency: 1,
             kind: py,
+            server_env: &[],
         },
         Scenario {
             name: "py_c8",
             what: "python print('hi'), uncached",
             concurrency: 8,
             kind: py,
+            server_env: &[],
         },
         Scenario {
             name: "py_c16",
             what: "python print('hi'), uncached",
             concurrency: 16,
             kind: py,
+            server_env: &[],
         },
         Scenario {
             name: "js_c1",
             what: "javascript console.log('hi'), uncached",
             concurrency: 1,
             kind: js,
+            server_env: &[],
         },
         Scenario {
             name: "js_c8",
             what: "javascript console.log('hi'), uncached",
             concurrency: 8,
             kind: js,
+            server_env: &[],
         },
         Scenario {
             name: "py_cached_c8",
             what: "python print('hi'), identical request repeated",
             concurrency: 8,
             kind: py_cached,
+            server_env: &[],
         },
         Scenario {
             name: "spinners",
@@ -219,12 +242,14 @@ fn scenarios() -> Vec<Scenario> {
             kind: Kind::Spinners {
                 spinners: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             },
+            server_env: &[],
         },
         Scenario {
             name: "ws_read_1mib",
             what: "download a 1 MiB workspace file (REST), written once before",
             concurrency: 1,
             kind: Kind::Download { bytes: 1 << 20 },
+            server_env: &[],
         },
         Scenario {
             name: "sleep64",
@@ -235,18 +260,63 @@ fn scenarios() -> Vec<Scenario> {
                 count: 64,
                 rounds: 3,
             },
+            server_env: &[],
         },
         Scenario {
             name: "subprocess_c1",
             what: "baseline: spawn `python3 -c \"print('hi')\"` per request (no HTTP)",
             concurrency: 1,
             kind: Kind::Subprocess,
+            server_env: &[],
         },
         Scenario {
             name: "subprocess_c8",
             what: "baseline: spawn `python3 -c \"print('hi')\"` per request (no HTTP)",
             concurrency: 8,
             kind: Kind::Subprocess,
+            server_env: &[],
+        },
+        Scenario {
+            name: "lint_c1",
+            what: "lint_code of a 50-line file (ruff server workers + AST summary in the guest), uncached",
+            concurrency: 1,
+            kind: Kind::Lint,
+            server_env: &[],
+        },
+        Scenario {
+            name: "lint_c8",
+            what: "lint_code of a 50-line file (ruff server workers + AST summary in the guest), uncached",
+            concurrency: 8,
+            kind: Kind::Lint,
+            server_env: &[],
+        },
+        Scenario {
+            name: "lint_guest_c1",
+            what: "before: lint_code with SANDGRAPH_LINTER=guest (pyflakes + pycodestyle + mccabe in the guest), uncached",
+            concurrency: 1,
+            kind: Kind::Lint,
+            server_env: GUEST_LINTER,
+        },
+        Scenario {
+            name: "lint_guest_c8",
+            what: "before: lint_code with SANDGRAPH_LINTER=guest (pyflakes + pycodestyle + mccabe in the guest), uncached",
+            concurrency: 8,
+            kind: Kind::Lint,
+            server_env: GUEST_LINTER,
+        },
+        Scenario {
+            name: "ruff_subprocess_c1",
+            what: "old platform's lint path: temp file + `ruff check` spawned per request (no HTTP)",
+            concurrency: 1,
+            kind: Kind::RuffSubprocess,
+            server_env: &[],
+        },
+        Scenario {
+            name: "ruff_subprocess_c8",
+            what: "old platform's lint path: temp file + `ruff check` spawned per request (no HTTP)",
+            concurrency: 8,
+            kind: Kind::RuffSubprocess,
+            server_env: &[],
         },
     ]
 }
@@ -280,7 +350,7 @@ fn server_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sandgraph"))
 }
 
-fn start_server(options: &Options) -> anyhow::Result<Server> {
+fn start_server(options: &Options, extra_env: &[(&str, &str)]) -> anyhow::Result<Server> {
     if let Some(url) = &options.url {
         return Ok(Server {
             child: None,
@@ -315,6 +385,9 @@ fn start_server(options: &Options) -> anyhow::Result<Server> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in &options.server_env {
+        command.env(k, v);
+    }
+    for (k, v) in extra_env {
         command.env(k, v);
     }
     let started = Instant::now();
@@ -522,6 +595,61 @@ async fn http_once(
     Ok(())
 }
 
+/// One uncached `lint_code` of the 50-line file; it must report the unused `import sys`.
+async fn lint_once(shared: &Shared) -> anyhow::Result<()> {
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let response = shared
+        .client
+        .post(format!("{}/lint_code", shared.base))
+        .json(&json!({"code": format!("{LINT_FILE}# {n}\n")}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("HTTP {status}: {body}");
+    }
+    let unused_sys = body["diagnostics"].as_array().is_some_and(|d| {
+        d.iter().any(|d| {
+            d["code"] == "F401" && d["message"].as_str().is_some_and(|m| m.contains("sys"))
+        })
+    });
+    if !unused_sys || body["functions"].as_array().map(Vec::len) != Some(7) {
+        bail!("unexpected lint result: {body}");
+    }
+    Ok(())
+}
+
+/// The old platform's lint: write the code to a temporary file, spawn `ruff check` on it.
+async fn ruff_subprocess_once(shared: &Shared, ruff: &std::path::Path) -> anyhow::Result<()> {
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let file = tempfile::Builder::new().suffix(".py").tempfile()?;
+    tokio::fs::write(file.path(), format!("{LINT_FILE}# {n}\n")).await?;
+    let output = tokio::process::Command::new(ruff)
+        .args(["check", "--no-cache", "--output-format", "concise"])
+        .arg(file.path())
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(1) || !text.contains("F401") {
+        bail!("ruff check: {:?}: {text}", output.status);
+    }
+    Ok(())
+}
+
+/// The ruff binary `make guest` put beside the guests (`BENCH_RUFF` overrides).
+fn bench_ruff() -> PathBuf {
+    std::env::var_os("BENCH_RUFF").map_or_else(
+        || {
+            std::env::var_os("SANDGRAPH_GUEST_DIR")
+                .map_or_else(|| repo_root().join("build/guest"), PathBuf::from)
+                .join("ruff")
+        },
+        PathBuf::from,
+    )
+}
+
 async fn subprocess_once(python: &str) -> anyhow::Result<()> {
     let output = tokio::process::Command::new(python)
         .args(["-c", "print('hi')"])
@@ -554,11 +682,13 @@ async fn closed_loop(
     let deadline = Instant::now() + duration;
     let kind = scenario.kind;
     let python = Arc::new(subprocess_python());
+    let ruff = Arc::new(bench_ruff());
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..scenario.concurrency {
         let shared = shared.clone();
         let python = python.clone();
+        let ruff = ruff.clone();
         workers.push(tokio::spawn(async move {
             let mut h = new_histogram();
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
@@ -575,6 +705,8 @@ async fn closed_loop(
                         http_once(&shared, "python", "print('hi')", "hi\n", false).await
                     }
                     Kind::Subprocess => subprocess_once(&python).await,
+                    Kind::Lint => lint_once(&shared).await,
+                    Kind::RuffSubprocess => ruff_subprocess_once(&shared, &ruff).await,
                     Kind::Download { .. } => download_once(&shared).await,
                     Kind::Burst { .. } => unreachable!(),
                 };
@@ -697,7 +829,7 @@ async fn run_scenario(
     options: &Options,
     pid: Option<u32>,
 ) -> Outcome {
-    let in_server = !matches!(scenario.kind, Kind::Subprocess);
+    let in_server = !matches!(scenario.kind, Kind::Subprocess | Kind::RuffSubprocess);
     let spinning = match scenario.kind {
         Kind::Spinners { spinners } => Some(start_spinners(&shared, spinners).await),
         _ => None,
@@ -712,9 +844,7 @@ async fn run_scenario(
             Err(err) => eprintln!("{}: could not prepare the file: {err:#}", scenario.name),
         }
     }
-    if let Kind::Http { .. } | Kind::Subprocess | Kind::Spinners { .. } | Kind::Download { .. } =
-        scenario.kind
-    {
+    if !matches!(scenario.kind, Kind::Burst { .. }) {
         // Warm-up: connections, allocator, page cache.
         let _ = closed_loop(shared.clone(), scenario, Duration::from_secs(1), false).await;
     }
@@ -781,7 +911,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let load_start = loadavg();
-    let server = start_server(&options)?;
+    let server = start_server(&options, &[])?;
 
     let mut headers = HeaderMap::new();
     if options.url.is_none() {
@@ -802,18 +932,21 @@ fn main() -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let shared = Arc::new(Shared {
-        client,
-        client_headers: headers,
-        base: server.base.clone(),
-        counter: AtomicU64::new(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() << 20)
-                .unwrap_or(0),
-        ),
-        download: std::sync::OnceLock::new(),
-    });
+    let shared_for = |base: &str| {
+        Arc::new(Shared {
+            client: client.clone(),
+            client_headers: headers.clone(),
+            base: base.to_owned(),
+            counter: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() << 20)
+                    .unwrap_or(0),
+            ),
+            download: std::sync::OnceLock::new(),
+        })
+    };
+    let shared = shared_for(&server.base);
 
     // The load generator gets one thread so the server keeps (almost) both cores.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -833,13 +966,30 @@ fn main() -> anyhow::Result<()> {
     );
     let mut notes = Vec::new();
     let mut p50s = Vec::new();
+    let mut rates: Vec<(&str, f64)> = Vec::new();
     for scenario in &selected {
         eprintln!(
             "running {} (c={}): {} ...",
             scenario.name, scenario.concurrency, scenario.what
         );
-        let outcome =
-            runtime.block_on(run_scenario(shared.clone(), scenario, &options, server.pid));
+        // A scenario with an environment of its own gets a server of its own.
+        let own_server = if scenario.server_env.is_empty() {
+            None
+        } else if options.url.is_some() {
+            eprintln!(
+                "{}: skipped (needs a server started with {:?})",
+                scenario.name, scenario.server_env
+            );
+            continue;
+        } else {
+            Some(start_server(&options, scenario.server_env)?)
+        };
+        let (scenario_shared, pid) = match &own_server {
+            Some(own) => (shared_for(&own.base), own.pid),
+            None => (shared.clone(), server.pid),
+        };
+        let outcome = runtime.block_on(run_scenario(scenario_shared, scenario, &options, pid));
+        drop(own_server);
         let h = outcome.histogram.as_ref().expect("timed run");
         let q = |q: f64| {
             if h.is_empty() {
@@ -902,6 +1052,7 @@ fn main() -> anyhow::Result<()> {
         if !h.is_empty() {
             p50s.push((scenario.name, h.value_at_quantile(0.5)));
         }
+        rates.push((scenario.name, rate));
     }
 
     let mut text = String::new();
@@ -951,6 +1102,21 @@ fn main() -> anyhow::Result<()> {
             "\nsubprocess CPython / sandgraph over HTTP, p50 at C=1: {:.1}x",
             sub as f64 / py as f64
         );
+    }
+    for c in ["c1", "c8"] {
+        let rate = |name: &str| rates.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        if let (Some(ruff), Some(guest), Some(old)) = (
+            rate(&format!("lint_{c}")),
+            rate(&format!("lint_guest_{c}")),
+            rate(&format!("ruff_subprocess_{c}")),
+        ) {
+            let _ = writeln!(
+                text,
+                "\nlint_code throughput at {c}: ruff workers / guest linter {:.1}x; ruff workers / ruff subprocess per call {:.1}x",
+                ruff / guest,
+                ruff / old
+            );
+        }
     }
     if !notes.is_empty() {
         let _ = writeln!(text, "\n{}", notes.join("\n"));

@@ -9,6 +9,8 @@
 //! SANDGRAPH_BIN=/path/to/other/sandgraph cargo bench --bench toolbox   # HTTP rows against another build
 //! ```
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,57 +24,7 @@ use sandgraph::store::sqlite::{Destination, SqliteStore};
 use sandgraph::tools::{self, Tools};
 use serde_json::{Value, json};
 
-const LINT_FILE: &str = r##"import os
-import sys
-from collections import defaultdict
-
-
-def parse(lines):
-    counts = defaultdict(int)
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        counts[key.strip()] += int(value or 0)
-    return counts
-
-
-def render(counts, width=10):
-    out = []
-    for key in sorted(counts):
-        bar = "#" * min(counts[key], width)
-        out.append(f"{key:<12} {bar}")
-    return "\n".join(out)
-
-
-class Report:
-    def __init__(self, title):
-        self.title = title
-        self.rows = []
-
-    def add(self, row):
-        if isinstance(row, str):
-            self.rows.append(row)
-        else:
-            raise TypeError("rows are strings")
-
-    def text(self):
-        head = self.title.upper()
-        return head + "\n" + "\n".join(self.rows)
-
-
-def main(argv):
-    path = argv[1] if len(argv) > 1 else "data.txt"
-    if not os.path.exists(path):
-        print("missing", path)
-        return 1
-    with open(path) as f:
-        report = Report("counts")
-        report.add(render(parse(f)))
-    print(report.text())
-    return 0
-"##;
+use common::LINT_FILE;
 
 const TESTS_FILE: &str = "def add(a, b):\n    return a + b\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\ndef test_negative():\n    assert add(-1, -2) == -3\n\n\ndef test_strings():\n    assert add('a', 'b') == 'ab'\n";
 

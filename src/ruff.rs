@@ -352,7 +352,8 @@ impl Ruff {
             .output()
             .await
             .map_err(|e| self.missing(e))?;
-        // Exit 0 (nothing found in empty input); 2 is ruff's "configuration error".
+        // Exit 0 (nothing found in the empty input) or 1 (findings even there, e.g. with
+        // `select = ["ALL"]`); 2 is ruff's "configuration error".
         if output.status.code() == Some(2) {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let cause = stderr
@@ -370,7 +371,7 @@ impl Ruff {
             let why = why.replace(" from the CLI", "");
             return Err(RuffError::Settings(why));
         }
-        if !output.status.success() {
+        if !matches!(output.status.code(), Some(0 | 1)) {
             return Err(RuffError::Failed(format!(
                 "ruff check exited with {}: {}",
                 output.status,

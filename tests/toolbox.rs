@@ -71,7 +71,7 @@ async fn lint_reports_each_problem_at_its_line() {
     // max_complexity turns C901 on (it is not in ruff's default set).
     let complex = diagnostic(&body, "C901");
     assert_eq!(complex["line"], 6);
-    assert_eq!(complex["message"], "`tangled` is too complex (11 > 5)");
+    assert_eq!(complex["message"], "`tangled` is too complex (9 > 5)");
     assert_eq!(body["linter_exit_code"], 1);
     assert!(
         body["linter_output"]

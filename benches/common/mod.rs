@@ -44,3 +44,57 @@ pub fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned());
     format!("{cpus} CPUs ({model})")
 }
+
+/// The 50-line Python file the lint benchmarks lint (a unique comment is appended per
+/// call so no cache answers).
+pub const LINT_FILE: &str = r##"import os
+import sys
+from collections import defaultdict
+
+
+def parse(lines):
+    counts = defaultdict(int)
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        counts[key.strip()] += int(value or 0)
+    return counts
+
+
+def render(counts, width=10):
+    out = []
+    for key in sorted(counts):
+        bar = "#" * min(counts[key], width)
+        out.append(f"{key:<12} {bar}")
+    return "\n".join(out)
+
+
+class Report:
+    def __init__(self, title):
+        self.title = title
+        self.rows = []
+
+    def add(self, row):
+        if isinstance(row, str):
+            self.rows.append(row)
+        else:
+            raise TypeError("rows are strings")
+
+    def text(self):
+        head = self.title.upper()
+        return head + "\n" + "\n".join(self.rows)
+
+
+def main(argv):
+    path = argv[1] if len(argv) > 1 else "data.txt"
+    if not os.path.exists(path):
+        print("missing", path)
+        return 1
+    with open(path) as f:
+        report = Report("counts")
+        report.add(render(parse(f)))
+    print(report.text())
+    return 0
+"##;

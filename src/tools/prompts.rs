@@ -298,16 +298,19 @@ the `workspaces-and-charts` prompt).\n\
 Example: `{\"code\": \"import statistics\\nprint(statistics.mean([1, 2, 3]))\"}`\n";
 
 const LINT: &str = "# lint_code\n\n\
-Lints Python with pyflakes (F codes: unused imports, undefined names), pycodestyle (E/W \
-codes: style) and mccabe (C901: too complex). The code is parsed, never run.\n\n\
+Lints Python with ruff (its rule codes and messages: F401 unused import, F821 undefined \
+name, E/W style, C901 too complex, B/UP/SIM/... when selected). The code is parsed, never \
+run. Call `list_packages` to see which imports the sandbox can satisfy.\n\n\
 - `diagnostics`: `{line, column, code, message, severity, source}`; severity is `error` \
-(will fail at run time: fix first), `warning`, or `convention` (style).\n\
+(syntax errors: fix first) or `warning`; `linter_output` is ruff's concise text.\n\
 - `syntax_error`: `{line, column, message}` when the code does not parse; fix it and lint \
 again.\n\
 - `function_complexity`: mccabe complexity per function; above 10 consider splitting.\n\
 - `functions`, `classes`, `imports`, `complexity`: a summary of the module.\n\
-- `options`: `max_line_length` (79), `max_complexity` (10), `select`, `ignore`, \
-`extend_ignore` (code prefixes, flake8 semantics). `# noqa` comments are honoured.\n\
+- `options`: `max_line_length` (88; also turns on E501), `max_complexity` (10; also turns \
+on C901), `select` (e.g. `[\"F\", \"E\", \"B\"]` or `[\"ALL\"]`), `ignore`, \
+`extend_ignore` (rule codes or prefixes). An unknown rule is a 422 naming it. `# noqa` \
+comments are honoured.\n\
 - `language: javascript`: JSHint (ES2020 syntax) parses the code inside the sandbox: \
 E codes are errors (the first is `syntax_error`), W098 an unused variable, W117 an \
 undefined name; `functions` and `function_complexity` come from JSHint, `classes` and \
