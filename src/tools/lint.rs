@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::execute::parse_language;
+use super::lint_summary::{Summary, summarize};
 use super::{CachedResult, ToolError, Tools, code_hash, new_id};
 use crate::audit::CallContext;
 use crate::auth::Endpoint;
@@ -85,7 +86,7 @@ pub struct Diagnostic {
 }
 
 /// Cyclomatic complexity of one function (mccabe).
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct FunctionComplexity {
     /// Function name (methods as `Class.method`).
     pub name: String,
@@ -96,7 +97,7 @@ pub struct FunctionComplexity {
 }
 
 /// Where the code fails to parse.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct SyntaxErrorInfo {
     /// 1-based line.
     pub line: Option<u32>,
@@ -194,7 +195,7 @@ async fn lint_code_unrecorded(
     let run = || async {
         match (language, &linter) {
             (Language::Python, Some((settings, version))) => {
-                lint_with_ruff(tools, &request.code, settings, version, limits, ctx).await
+                lint_with_ruff(tools, &request.code, settings, version, ctx).await
             }
             (Language::Python, None) => {
                 lint_in_guest(tools, &request.code, &options, limits, ctx).await
@@ -350,19 +351,40 @@ fn ruff_settings(options: &LintOptions) -> Result<RuffSettings, ToolError> {
     })
 }
 
-/// ruff's findings and the guest's AST summary, computed side by side.
+/// Code longer than this is summarised on a blocking thread, not on the runtime's.
+const SUMMARY_INLINE_BYTES: usize = 64 << 10;
+
+/// The module summary ([`super::lint_summary`]), off the runtime's threads for long code.
+async fn summary(code: &str) -> Result<Summary, SyntaxErrorInfo> {
+    if code.len() <= SUMMARY_INLINE_BYTES {
+        return summarize(code);
+    }
+    let owned = code.to_owned();
+    tokio::task::spawn_blocking(move || summarize(&owned))
+        .await
+        .unwrap_or_else(|_| {
+            Err(SyntaxErrorInfo {
+                line: None,
+                column: None,
+                message: "the summary failed".to_owned(),
+            })
+        })
+}
+
+/// ruff's findings (its workers) and the module summary (ruff's parser, here), side by
+/// side. Neither runs the code, so no sandbox is needed.
 async fn lint_with_ruff(
     tools: &Tools,
     code: &str,
     settings: &RuffSettings,
     version: &str,
-    limits: crate::sandbox::SandboxLimits,
     ctx: &CallContext,
 ) -> Result<LintResponse, ToolError> {
     let started = std::time::Instant::now();
+    // The request goes to the worker first; the summary is computed while ruff works.
     let (findings, summary) = tokio::join!(
         tools.ruff.lint(code, settings, LINT_TIMEOUT, &ctx.cancel),
-        guest_report(tools, code, SUMMARY_ONLY, limits, ctx),
+        summary(code),
     );
     let findings = findings.map_err(|e| match e {
         RuffError::Settings(why) => {
@@ -378,9 +400,32 @@ async fn lint_with_ruff(
         RuffError::Cancelled => ToolError::Cancelled { record: None },
         RuffError::Failed(why) => ToolError::Internal(anyhow::anyhow!("lint_code: {why}")),
     })?;
-    let (summary, _) = summary?;
     let mut findings = findings;
     findings.sort_by(|a, b| (a.line, a.column, &a.code).cmp(&(b.line, b.column, &b.code)));
+    // The syntax error is ruff's first (the one `linter_output` shows); code that only
+    // the summary's parser refuses still gets one. Either way the summary is empty.
+    let ruff_syntax = findings.iter().find(|d| {
+        d.code
+            .as_deref()
+            .is_none_or(|code| code == crate::ruff::SYNTAX_ERROR)
+    });
+    let (syntax_error, summary) = match (ruff_syntax, summary) {
+        (Some(d), _) => (
+            Some(SyntaxErrorInfo {
+                line: Some(d.line),
+                column: Some(d.column),
+                message: d.message.clone(),
+            }),
+            Summary::default(),
+        ),
+        (None, Err(error)) => (Some(error), Summary::default()),
+        (None, Ok(summary)) => (None, summary),
+    };
+    let complexity = if syntax_error.is_some() {
+        1
+    } else {
+        summary.complexity
+    };
     let linter_output = findings
         .iter()
         .map(|d| d.concise() + "\n")
@@ -406,19 +451,16 @@ async fn lint_with_ruff(
         functions: summary.functions,
         classes: summary.classes,
         imports: summary.imports,
-        complexity: summary.complexity,
+        complexity,
         linter_exit_code: i32::from(!diagnostics.is_empty()),
         linter_output,
         diagnostics,
         function_complexity: summary.function_complexity,
-        syntax_error: summary.syntax_error,
+        syntax_error,
         duration_seconds: started.elapsed().as_secs_f64(),
         cached: false,
     })
 }
-
-/// The guest computes only the AST summary when ruff reports the findings.
-const SUMMARY_ONLY: &str = r#"{"summary_only": true}"#;
 
 /// What the JavaScript lint runner reports (sandbox/javascript/lint_runner.js).
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod graph_schema;
 pub mod history;
 pub mod lint;
+pub mod lint_summary;
 pub mod packages;
 pub mod prompts;
 pub mod registry;

@@ -231,7 +231,8 @@ def lint(code, options=None):
 
     With ``{"summary_only": true}`` only the AST summary is computed (syntax error,
     functions, classes, imports, complexity, mccabe per function) and ``diagnostics`` is
-    empty: the host's linter (ruff) reports the findings then.
+    empty.  The server computes this summary itself from ruff's parser
+    (src/tools/lint_summary.rs); tests/lint_summary.rs checks it against this one.
     """
     if isinstance(options, str):
         options = json.loads(options) if options.strip() else {}
