@@ -70,6 +70,35 @@ async fn in_process(root: &std::path::Path) -> anyhow::Result<()> {
     }
     row("lint_code 50 lines, in-process", samples, "<= 20 ms");
 
+    // The parts of a ruff lint, alone: the module summary (ruff's parser, on this thread)
+    // and one request to the ruff worker.
+    let mut samples = Vec::new();
+    for i in 0..2000 {
+        let code = format!("{LINT_FILE}# {i}\n");
+        let started = Instant::now();
+        let summary = tools::lint_summary::summarize(&code);
+        if i >= 100 {
+            samples.push(started.elapsed());
+        }
+        assert_eq!(summary.map(|s| s.functions.len()).ok(), Some(6));
+    }
+    row("lint summary 50 lines (ruff's parser, host)", samples, "-");
+    let mut samples = Vec::new();
+    let never = sandgraph::sandbox::CancellationToken::new();
+    for i in 0..1000 {
+        let code = format!("{LINT_FILE}# {i}\n");
+        let started = Instant::now();
+        let found = tools
+            .ruff
+            .lint(&code, &Default::default(), Duration::from_secs(10), &never)
+            .await?;
+        if i >= 100 {
+            samples.push(started.elapsed());
+        }
+        assert!(!found.is_empty());
+    }
+    row("ruff worker request 50 lines", samples, "-");
+
     let mut samples = Vec::new();
     for i in 0..60 {
         let request: tools::test::RunTestsRequest = serde_json::from_value(
