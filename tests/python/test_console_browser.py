@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ADMIN_TOKEN, BINARY, ROOT, server_env, spawned_server
@@ -90,7 +90,21 @@ def navigate_by(driver, element):
     form submission's click returns before the next page is there)."""
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+    def old_page_gone(_driver):
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            # Chromium 156 may answer a query on a node of an unloaded document with an
+            # inspector error instead of "stale element": the old page is gone too.
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    WebDriverWait(driver, 10).until(old_page_gone)
 
 
 def sign_in(driver, base, token):
