@@ -25,6 +25,12 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// sandgraph: the text location of every defined function and of its array-to-wasm
+    /// trampoline (`None` if it has none), by `DefinedFuncIndex`, looked up once at load.
+    /// Instantiation asks for these for every escaping function (thousands per
+    /// componentize-py guest, per instantiation), and `func_loc` was a fifth of a
+    /// fresh run's CPU.
+    defined_locs: Vec<(FunctionLoc, Option<FunctionLoc>)>,
 }
 
 impl CompiledModule {
@@ -58,7 +64,22 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            defined_locs: Vec::new(),
         };
+        let module_index = ret.module_index();
+        let defined_locs = ret
+            .module
+            .defined_func_indices()
+            .map(|i| {
+                let wasm = *ret.func_loc(FuncKey::DefinedWasmFunction(module_index, i));
+                let array = ret
+                    .index
+                    .func_loc(FuncKey::ArrayToWasmTrampoline(module_index, i))
+                    .copied();
+                (wasm, array)
+            })
+            .collect();
+        ret.defined_locs = defined_locs;
         ret.register_profiling(profiler)?;
 
         Ok(ret)
@@ -125,7 +146,22 @@ impl CompiledModule {
     /// points to.
     #[inline]
     pub fn function_range(&self, key: FuncKey) -> Range<usize> {
-        let loc = self.func_loc(key);
+        // sandgraph: this module's defined functions and trampolines from the table
+        // built at load; anything else from the index.
+        let cached = match key {
+            FuncKey::DefinedWasmFunction(module, i) if module == self.module_index() => {
+                self.defined_locs.get(i.as_u32() as usize).map(|(wasm, _)| wasm)
+            }
+            FuncKey::ArrayToWasmTrampoline(module, i) if module == self.module_index() => self
+                .defined_locs
+                .get(i.as_u32() as usize)
+                .and_then(|(_, array)| array.as_ref()),
+            _ => None,
+        };
+        let loc = match cached {
+            Some(loc) => loc,
+            None => self.func_loc(key),
+        };
         let start = usize::try_from(loc.start).unwrap();
         let end = usize::try_from(loc.start + loc.length).unwrap();
         start..end
