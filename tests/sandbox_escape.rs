@@ -181,3 +181,33 @@ async fn a_run_that_patches_the_runtime_does_not_affect_the_next_run() {
         "{check}"
     );
 }
+
+/// Empty scratch directories are reused by later runs (creating and removing one costs
+/// more than the guest's own work for a short run): one that a run emptied again, with
+/// its times set, must reach the next run empty and with fresh times.
+#[tokio::test]
+async fn a_reused_scratch_dir_carries_nothing_of_the_run_before() {
+    let server = TestServer::spawn();
+    let first = server
+        .python(
+            "import os\n\
+             open('/scratch/note.txt', 'w').write('secret')\n\
+             os.mkdir('/scratch/sub')\n\
+             os.rmdir('/scratch/sub')\n\
+             os.remove('/scratch/note.txt')\n\
+             os.utime('/scratch', (1000000000, 1000000000))\n\
+             print(os.listdir('/scratch'), int(os.stat('/scratch').st_mtime))",
+        )
+        .await;
+    assert_eq!(first["stdout"], "[] 1000000000\n", "{first}");
+    for _ in 0..4 {
+        let next = server
+            .python(
+                "import os, time\n\
+                 st = os.stat('/scratch')\n\
+                 print(os.listdir('/scratch'), st.st_mtime > 1600000000, st.st_atime > 1600000000)",
+            )
+            .await;
+        assert_eq!(next["stdout"], "[] True True\n", "{next}");
+    }
+}
