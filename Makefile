@@ -120,11 +120,13 @@ fmt:
 	$(CARGO) fmt
 
 ## bench: every benchmark in one run, baselines included (see docs/benchmarks.md):
-## criterion (sandbox + naive CPython-WASI baseline), HTTP load (+ subprocess baseline),
+## criterion (sandbox + naive CPython-WASI baseline), the fresh run's phases (profile),
+## HTTP load (+ subprocess and ruff-subprocess baselines),
 ## toolbox (lint/tests/generate, cache hits), storage (with a real Neo4j), then the plot.
 bench: guest
 	mkdir -p target/bench-results
 	$(CARGO) bench --locked --bench sandbox
+	$(CARGO) bench --locked --bench profile
 	$(CARGO) bench --locked --bench http_load
 	$(CARGO) bench --locked --bench http_load -- --server-env SANDGRAPH_POOLING=false \
 		--out http_load_unpooled.md py_c1 py_c8 sleep64
