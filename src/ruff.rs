@@ -172,6 +172,10 @@ pub enum RuffError {
     /// The caller went away.
     #[error("cancelled")]
     Cancelled,
+    /// The worker died under this code twice in a row (ruff overflows its stack on some
+    /// very deeply nested code): the code, not the service, is the problem.
+    #[error("ruff's worker exited twice while linting this code: {0}")]
+    Crashed(String),
     /// The binary is missing or the worker failed.
     #[error("{0}")]
     Failed(String),
@@ -284,7 +288,10 @@ impl Ruff {
                     self.forget(settings, &worker);
                     retried = true;
                 }
-                Ok(Err(WorkerError::Exited(why))) => return Err(RuffError::Failed(why)),
+                Ok(Err(WorkerError::Exited(why))) => {
+                    self.forget(settings, &worker);
+                    return Err(RuffError::Crashed(why));
+                }
                 Ok(Err(WorkerError::Protocol(why))) => return Err(RuffError::Failed(why)),
                 Err(_) => {
                     tracing::warn!(?timeout, "ruff took too long; restarting its worker");

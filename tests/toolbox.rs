@@ -193,6 +193,35 @@ async fn lint_output_is_what_ruff_check_prints_for_the_same_file() {
     }
 }
 
+/// Code that ruff itself cannot take (its worker overflows its stack on some very deeply
+/// nested expressions and exits) is a 422 on the code, not a 500, and the next lint, of
+/// anyone, is answered by a new worker. The summary of the same code (ruff's parser on
+/// the server) must not bring the server down either.
+#[tokio::test]
+async fn lint_of_code_that_crashes_ruff_is_a_clear_error_and_the_next_lint_works() {
+    let server = TestServer::spawn();
+    for code in [
+        format!("x = {}1\n", "-".repeat(200_000)),
+        format!("x = a{}\n", ".b".repeat(100_000)),
+    ] {
+        let (status, body) = server
+            .post("/lint_code", json!({"code": code, "cache": false}))
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(
+            body["detail"],
+            "ruff could not lint this code: its worker exited while parsing it, twice \
+             (very deeply nested expressions can do this); simplify the nesting"
+        );
+        let (status, body) = server
+            .post("/lint_code", json!({"code": "import os\n"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(diagnostic(&body, "F401")["line"], 1);
+    }
+    server.assert_alive().await;
+}
+
 #[tokio::test]
 async fn lint_refuses_options_ruff_does_not_know_and_keeps_serving() {
     let server = TestServer::spawn();

@@ -398,6 +398,11 @@ async fn lint_with_ruff(
             ),
         ),
         RuffError::Cancelled => ToolError::Cancelled { record: None },
+        RuffError::Crashed(_) => ToolError::invalid(
+            "code",
+            "ruff could not lint this code: its worker exited while parsing it, twice \
+             (very deeply nested expressions can do this); simplify the nesting",
+        ),
         RuffError::Failed(why) => ToolError::Internal(anyhow::anyhow!("lint_code: {why}")),
     })?;
     let mut findings = findings;
