@@ -5,26 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use sandgraph::sandbox::{
-    CancellationToken, ExitReason, Language, Sandbox, SandboxConfig, SandboxLimits,
-};
+use sandgraph::sandbox::{CancellationToken, ExitReason, Language, SandboxLimits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ticker_stops_only_once_no_run_is_left() {
-    let root = common::repo_root();
     let scratch = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::new(SandboxConfig {
-        guest_dir: root.join("build/guest"),
-        cache_dir: root.join("target/test-compiled-guests"),
-        scratch_dir: scratch.path().to_owned(),
-        max_concurrent_runs: 4,
-        max_runs_per_caller: 4,
-        queue_timeout: Duration::from_secs(30),
-        pooling: true,
-        pool_keep_resident_bytes: 16 << 20,
-        guest_threads: 0,
-    })
-    .expect("loading the sandbox (run `make guest` first)");
+    let sandbox = common::in_process_sandbox(scratch.path(), 4, Duration::from_secs(30));
     assert!(sandbox.ticker_running());
 
     let cancel = CancellationToken::new();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandgraph::sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxLimits};
+use sandgraph::sandbox::{CancellationToken, SandboxLimits};
 use sandgraph::tools::lint_summary::summarize;
 use serde_json::{Value, json};
 
@@ -116,20 +116,8 @@ fn guest_summary(report: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_summary_is_the_guests_on_real_code() {
-    let root = common::repo_root();
     let scratch = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::new(SandboxConfig {
-        guest_dir: root.join("build/guest"),
-        cache_dir: root.join("target/test-compiled-guests"),
-        scratch_dir: scratch.path().to_owned(),
-        max_concurrent_runs: 8,
-        max_runs_per_caller: 8,
-        queue_timeout: Duration::from_secs(120),
-        pooling: true,
-        pool_keep_resident_bytes: 16 << 20,
-        guest_threads: 0,
-    })
-    .expect("loading the sandbox (run `make guest` first)");
+    let sandbox = common::in_process_sandbox(scratch.path(), 8, Duration::from_secs(120));
     let cases = corpus();
     assert!(cases.len() > 300, "only {} files to compare", cases.len());
     let limits = SandboxLimits {

@@ -149,6 +149,29 @@ pub struct RunPhases {
     pub capture: Duration,
 }
 
+impl RunPhases {
+    /// The phases from the instants a run passed (`instantiated` is `None` when
+    /// instantiation failed); `capture` runs until now.
+    fn from_marks(
+        setup: Duration,
+        started: Instant,
+        instantiated: Option<Instant>,
+        called: Instant,
+        torn_down: Instant,
+        cleaned: Instant,
+    ) -> Self {
+        let instantiated = instantiated.unwrap_or(called);
+        Self {
+            setup,
+            instantiate: instantiated - started,
+            guest: called - instantiated,
+            teardown: torn_down - called,
+            scratch_cleanup: cleaned - torn_down,
+            capture: cleaned.elapsed(),
+        }
+    }
+}
+
 /// How long a run counts as young (served before older runs at each tick).
 const YOUNG_FOR: Duration = Duration::from_millis(50);
 
@@ -864,15 +887,8 @@ impl Sandbox {
         }
         let cleaned = Instant::now();
         let mut output = classify(end, stdout.take(), stderr.take(), duration, limits);
-        let instantiated = instantiated.unwrap_or(called);
-        output.phases = RunPhases {
-            setup,
-            instantiate: instantiated - started,
-            guest: called - instantiated,
-            teardown: torn_down - called,
-            scratch_cleanup: cleaned - torn_down,
-            capture: cleaned.elapsed(),
-        };
+        output.phases =
+            RunPhases::from_marks(setup, started, instantiated, called, torn_down, cleaned);
         observe_run("python", &output);
         Ok((output, report))
     }
@@ -945,15 +961,8 @@ impl Sandbox {
         drop(store);
         let torn_down = Instant::now();
         let mut output = classify(end, stdout.take(), stderr.take(), started.elapsed(), limits);
-        let instantiated = instantiated.unwrap_or(called);
-        output.phases = RunPhases {
-            setup,
-            instantiate: instantiated - started,
-            guest: called - instantiated,
-            teardown: torn_down - called,
-            scratch_cleanup: Duration::ZERO,
-            capture: torn_down.elapsed(),
-        };
+        output.phases =
+            RunPhases::from_marks(setup, started, instantiated, called, torn_down, torn_down);
         observe_run("javascript", &output);
         Ok(output)
     }

@@ -351,3 +351,26 @@ impl TestServer {
         }
     }
 }
+
+/// A sandbox on the built guest (`make guest`) with its compiled-guest cache, for tests
+/// that call it in-process: `runs` slots (each caller may use all), `queue_timeout` for a
+/// slot.
+pub fn in_process_sandbox(
+    scratch: &std::path::Path,
+    runs: usize,
+    queue_timeout: std::time::Duration,
+) -> sandgraph::sandbox::Sandbox {
+    let root = repo_root();
+    sandgraph::sandbox::Sandbox::new(sandgraph::sandbox::SandboxConfig {
+        guest_dir: root.join("build/guest"),
+        cache_dir: root.join("target/test-compiled-guests"),
+        scratch_dir: scratch.to_owned(),
+        max_concurrent_runs: runs,
+        max_runs_per_caller: runs,
+        queue_timeout,
+        pooling: true,
+        pool_keep_resident_bytes: 16 << 20,
+        guest_threads: 0,
+    })
+    .expect("loading the sandbox (run `make guest` first)")
+}
