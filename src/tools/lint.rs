@@ -1,9 +1,9 @@
 //! `lint_code`. Python: ruff's findings (persistent `ruff server` workers on the host,
-//! [`crate::ruff`]: they parse the code and never run it) beside the old platform's AST
-//! summary (functions, classes, imports, complexity, mccabe per function), which CPython's
-//! own `ast` computes inside the guest; with `SANDGRAPH_LINTER=guest`, pyflakes +
-//! pycodestyle + mccabe inside the guest instead of ruff. JavaScript: JSHint inside the
-//! QuickJS guest.
+//! [`crate::ruff`]: they parse the code and never run it) beside the old platform's module
+//! summary (functions, classes, imports, complexity, mccabe per function), computed on the
+//! host from ruff's parser ([`super::lint_summary`]); no sandbox run is needed. With
+//! `SANDGRAPH_LINTER=guest`, pyflakes + pycodestyle + mccabe and the summary inside the
+//! guest instead. JavaScript: JSHint inside the QuickJS guest.
 
 use std::time::Duration;
 
