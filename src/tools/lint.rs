@@ -355,20 +355,16 @@ fn ruff_settings(options: &LintOptions) -> Result<RuffSettings, ToolError> {
 const SUMMARY_INLINE_BYTES: usize = 64 << 10;
 
 /// The module summary ([`super::lint_summary`]), off the runtime's threads for long code.
-async fn summary(code: &str) -> Result<Summary, SyntaxErrorInfo> {
+/// A summary that failed (the blocking task panicked) is an internal error, never a
+/// syntax error of the caller's code.
+async fn summary(code: &str) -> Result<Result<Summary, SyntaxErrorInfo>, ToolError> {
     if code.len() <= SUMMARY_INLINE_BYTES {
-        return summarize(code);
+        return Ok(summarize(code));
     }
     let owned = code.to_owned();
     tokio::task::spawn_blocking(move || summarize(&owned))
         .await
-        .unwrap_or_else(|_| {
-            Err(SyntaxErrorInfo {
-                line: None,
-                column: None,
-                message: "the summary failed".to_owned(),
-            })
-        })
+        .map_err(|e| ToolError::Internal(anyhow::anyhow!("lint_code: the summary failed: {e}")))
 }
 
 /// ruff's findings (its workers) and the module summary (ruff's parser, here), side by
@@ -405,6 +401,7 @@ async fn lint_with_ruff(
         ),
         RuffError::Failed(why) => ToolError::Internal(anyhow::anyhow!("lint_code: {why}")),
     })?;
+    let summary = summary?;
     let mut findings = findings;
     findings.sort_by(|a, b| (a.line, a.column, &a.code).cmp(&(b.line, b.column, &b.code)));
     // The syntax error is ruff's first (the one `linter_output` shows); code that only
