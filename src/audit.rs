@@ -44,7 +44,7 @@ impl CallContext {
         Self {
             caller,
             transport,
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: uuid::Uuid::now_v7().to_string(),
             started: std::time::Instant::now(),
             cancel: crate::sandbox::CancellationToken::new(),
         }
@@ -117,7 +117,7 @@ impl AuditEvent {
     ) -> Self {
         let (at, ts) = now();
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             at,
             ts,
             request_id: ctx.request_id.clone(),
@@ -142,7 +142,7 @@ impl AuditEvent {
     ) -> Self {
         let (at, ts) = now();
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             at,
             ts,
             request_id: request_id.to_owned(),

@@ -99,7 +99,7 @@ fn request_id(request: &Request) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// Authenticate the bearer token (except on open paths), attach the [`CallContext`]

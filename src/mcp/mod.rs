@@ -158,7 +158,7 @@ impl SandgraphMcp {
     ) -> Result<CallContext, ErrorData> {
         let mut ctx = self.call_context(context)?;
         if self.transport == Transport::McpStdio {
-            ctx.request_id = uuid::Uuid::new_v4().to_string();
+            ctx.request_id = uuid::Uuid::now_v7().to_string();
             ctx.started = std::time::Instant::now();
         }
         // rmcp cancels this token on `notifications/cancelled` and when the client

@@ -461,5 +461,5 @@ pub fn code_hash(code: &str) -> String {
 
 /// A new record id.
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
