@@ -236,6 +236,13 @@ fn scenarios() -> Vec<Scenario> {
             server_env: &[],
         },
         Scenario {
+            name: "py_cached_c32",
+            what: "python print('hi'), identical request repeated",
+            concurrency: 32,
+            kind: py_cached,
+            server_env: &[],
+        },
+        Scenario {
             name: "spinners",
             what: "python print('hi'), uncached, beside 2 x cores `while True: pass` runs of another caller",
             concurrency: 1,

@@ -428,9 +428,16 @@ impl<'a> ModuleWithCode<'a> {
         self.module
     }
 
+    /// (sandgraph) The module's text section as loaded in this store.
+    #[inline]
+    pub fn store_text(&self) -> &'a [u8] {
+        self.store_code.text()
+    }
+
     /// Returns the slice in the text section of the function that
     /// `key` points to.
     #[inline]
+    #[allow(dead_code, reason = "sandgraph: instances use store_text")]
     pub fn function(&self, key: FuncKey) -> &[u8] {
         let range = self.module.compiled_module().function_range(key);
         &self.store_code.text()[range]

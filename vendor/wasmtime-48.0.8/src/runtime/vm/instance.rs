@@ -144,6 +144,16 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// (sandgraph) The text section of this instance's module as loaded in its
+    /// store, found in the store's module registry the first time a funcref is
+    /// made and kept for the rest: a componentize-py guest makes thousands of
+    /// funcrefs per instantiation, and each registry search was two ordered-map
+    /// lookups. The pointer stays valid for the instance's life: the store keeps
+    /// the module's `StoreCode` registered (and its code memory, shared or a boxed
+    /// private copy, never moves) until the store is dropped. Kept as address and
+    /// length so the instance stays `Send` and `Sync`.
+    store_text: Option<(usize, usize)>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +219,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            store_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -932,7 +943,7 @@ impl Instance {
     /// functions here. Effectively all the arguments here must be "logically
     /// correct" for the `VMFuncRef` being initialized.
     unsafe fn initialize_and_return_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
@@ -960,20 +971,42 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
+        let text = match self.store_text {
+            Some(text) => text,
+            None => {
+                let module_with_code = ModuleWithCode::in_store(
+                    registry,
+                    self.runtime_module()
+                        .expect("funcref impossible in fake module"),
+                )
+                .expect("module not in store");
+                let text = module_with_code.store_text();
+                let text = (text.as_ptr().expose_provenance(), text.len());
+                // SAFETY: only this cache field is written; see `store_text`.
+                unsafe {
+                    self.as_mut().get_unchecked_mut().store_text = Some(text);
+                }
+                text
+            }
+        };
+        let compiled = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module();
+        let (array_range, wasm_range) = (
+            compiled.function_range(array_to_wasm_key),
+            compiled.function_range(wasm_key),
+        );
+        // SAFETY: `text` is the live text section of this instance's module in
+        // its store (see `store_text`), and the ranges are within it.
+        let text: &[u8] =
+            unsafe { core::slice::from_raw_parts(core::ptr::with_exposed_provenance(text.0), text.1) };
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        let array_call = VmPtr::from(NonNull::from(&text[array_range]).cast());
 
         let wasm_call = Some(VmPtr::from(
             NonNull::new(
-                module_with_code
-                    .function(wasm_key)
+                text[wasm_range]
                     .as_ptr()
                     .cast::<VMWasmCallFunction>()
                     .cast_mut(),
