@@ -467,7 +467,6 @@ impl Sandbox {
         };
         std::fs::create_dir_all(&config.scratch_dir)
             .with_context(|| format!("creating {}", config.scratch_dir.display()))?;
-
         let ticker = EpochTicker::start(&engine)?;
         let guests = GuestThreads::start(config.guest_threads)?;
         Ok(Self {
@@ -719,7 +718,7 @@ impl Sandbox {
             .inner
             .spare_scratch
             .lock()
-            .expect("spare scratch lock")
+            .unwrap_or_else(|e| e.into_inner())
             .pop();
         if let Some(dir) = spare {
             return Ok(dir);
@@ -775,7 +774,11 @@ impl Sandbox {
         if reset.is_err() {
             return;
         }
-        let mut spare = self.inner.spare_scratch.lock().expect("spare scratch lock");
+        let mut spare = self
+            .inner
+            .spare_scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if spare.len() < SPARE_SCRATCH_DIRS {
             spare.push(dir);
         }

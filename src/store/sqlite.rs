@@ -223,6 +223,12 @@ fn writer_loop(
             drain_after = std::time::Instant::now() + std::time::Duration::from_secs(1);
         }
     };
+    // Rows a crash left are moved first, on either destination: a data directory the
+    // embedded store used may be reopened with Neo4j configured, and its acknowledged
+    // calls belong in the local history tables either way (not stranded in the journal).
+    if pending.load(Ordering::Acquire) > 0 {
+        drain(&mut connection, true, None);
+    }
     loop {
         let first = if journal && pending.load(Ordering::Acquire) > 0 {
             match jobs.recv_timeout(DRAIN_IDLE) {
@@ -1128,6 +1134,34 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "not moved at close");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn journal_rows_are_moved_when_the_directory_is_reopened_with_neo4j() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(open_connection(&path).unwrap());
+        {
+            let connection = Connection::open(&path).unwrap();
+            for i in 0..3u64 {
+                let body = serde_json::to_string(&call(i)).unwrap();
+                connection
+                    .execute("INSERT INTO journal (body) VALUES (?1)", params![body])
+                    .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path, Destination::Outbox, 1000).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while raw_count(&path, "journal") > 0 {
+            assert!(std::time::Instant::now() < deadline, "journal stranded");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(raw_count(&path, "executions"), 3);
+        assert_eq!(
+            store.outbox_depth(),
+            0,
+            "old calls are not shipped as new ones"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
